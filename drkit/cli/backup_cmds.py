@@ -1,0 +1,126 @@
+"""`drkit backup run|list`, `drkit prune`, `drkit heartbeat`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+from rich.table import Table
+
+from drkit.cli import cli, context_of, output_option
+from drkit.domain.durations import format_duration, parse_duration
+from drkit.errors import ExitStatus, UsageError
+
+
+@cli.group()
+def backup() -> None:
+    """Take and list recovery points."""
+
+
+@backup.command("run")
+@click.argument("schedule")
+@click.option("--only", metavar="NAME", help="Only this resource of the schedule.")
+@click.option("--dry-run", is_flag=True, help="Say what would be backed up; change nothing.")
+@output_option
+@click.pass_context
+def backup_run(ctx: click.Context, schedule: str, only: str | None, dry_run: bool, output: str) -> None:
+    """Run SCHEDULE's backup work now."""
+    from drkit.jobs.backup import run_backup
+
+    context = context_of(ctx)
+    outcomes = run_backup(context, schedule, only=only, dry_run=dry_run)
+    if output == "json":
+        click.echo(json.dumps([
+            {"resource": o.resource, "id": o.manifest.id if o.manifest else None, "error": o.error,
+             "size_bytes": o.manifest.stored_bytes if o.manifest else None} for o in outcomes
+        ], indent=2))
+    for o in outcomes:
+        if o.manifest:
+            m = o.manifest
+            ratio = m.dump_bytes / m.stored_bytes if m.stored_bytes else 0
+            context.say(f"[green]ok[/] {o.resource}: backup {m.id} ({m.stored_bytes / 1e6:.1f} MB stored, "
+                        f"{ratio:.1f}x compressed, encrypted with {m.key_id})")
+        else:
+            context.say(f"[red]FAILED[/] {o.resource}: {o.error}")
+    if any(o.error for o in outcomes):
+        ctx.exit(int(ExitStatus.FAILED))
+
+
+@backup.command("list")
+@click.option("--resource", metavar="NAME")
+@click.option("--region", metavar="R", help="Only recovery points in this region (RDS).")
+@output_option
+@click.pass_context
+def backup_list(ctx: click.Context, resource: str | None, region: str | None, output: str) -> None:
+    """Recovery points with age, kind, encryption and size (newest first)."""
+    from drkit.jobs.backup import list_points
+
+    rows = list_points(context_of(ctx), resource=resource)
+    if region:
+        rows = [r for r in rows if r["region"] == region]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("ID", "RESOURCE", "KIND", "AGE", "SIZE", "KEY", "STATUS", box=None)
+    for r in rows:
+        table.add_row(r["id"], r["resource"], r["kind"], format_duration(r["age_s"]),
+                      f"{r['size_bytes'] / 1e6:.1f} MB", r["key_id"], r["status"])
+    context_of(ctx).out.print(table) if rows else click.echo("no recovery points", err=True)
+
+
+@cli.command()
+@click.argument("schedule")
+@click.option("--only", metavar="NAME", help="Only this resource.")
+@click.option("--apply", is_flag=True, help="Delete what the policy expires (default: only show it).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@output_option
+@click.pass_context
+def prune(ctx: click.Context, schedule: str, only: str | None, apply: bool, yes: bool, output: str) -> None:
+    """Retention: show what SCHEDULE's keep policies expire; delete only with --apply."""
+    from drkit.jobs.prune import apply_prune, plan_prune
+
+    context = context_of(ctx)
+    items = plan_prune(context, schedule, only=only)
+    expired = [i for i in items if not i.keep]
+    if output == "json":
+        click.echo(json.dumps([
+            {"id": i.manifest.id, "resource": i.resource, "created_at": i.manifest.created_at.isoformat(),
+             "keep": i.keep, "reasons": list(i.reasons)} for i in items
+        ], indent=2))
+    else:
+        table = Table("ID", "RESOURCE", "DECISION", "WHY", box=None)
+        for i in items:
+            table.add_row(i.manifest.id, i.resource, "keep" if i.keep else "[red]delete[/]",
+                          ", ".join(i.reasons) or "no rule keeps it")
+        context.out.print(table)
+    if not apply:
+        context.say(f"{len(expired)} of {len(items)} backup(s) would be deleted; run with --apply to delete them")
+        return
+    if expired and not yes and sys.stdin.isatty():
+        click.confirm(f"delete {len(expired)} backup(s)?", abort=True, err=True)
+    deleted = apply_prune(context, schedule, items)
+    context.say(f"deleted {len(deleted)} backup(s); kept {len(items) - len(deleted)}")
+
+
+@cli.command()
+@click.argument("resource")
+@click.option("--schedule", metavar="NAME", help="The schedule that lists RESOURCE (when several do).")
+@click.option("--every", metavar="DURATION", help="Keep beating at this interval until stopped.")
+@click.pass_context
+def heartbeat(ctx: click.Context, resource: str, schedule: str | None, every: str | None) -> None:
+    """Write the current time into RESOURCE's drkit_heartbeat table (data-level RPO)."""
+    from drkit.jobs.heartbeat import beat
+
+    context = context_of(ctx)
+    try:
+        interval = parse_duration(every).total_seconds() if every else None
+    except ValueError as exc:
+        raise UsageError(f"--every: {exc}") from exc
+    while True:
+        at = beat(context, resource, schedule)
+        click.echo(f"{resource}: heartbeat {at.isoformat()}")
+        if interval is None:
+            return
+        time.sleep(interval)
