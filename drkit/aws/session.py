@@ -48,7 +48,7 @@ IAM_ACTIONS = ("sts:AssumeRole",)
 _RETRY_MODES = ("legacy", "standard", "adaptive")
 
 
-class _AssumedRole(CredentialProvider):  # type: ignore[misc]  # botocore is untyped
+class _AssumedRole(CredentialProvider):
     """Hands botocore credentials that were obtained (and are refreshed) through AssumeRole."""
 
     METHOD = "drkit-assume-role"
@@ -140,7 +140,7 @@ class SessionFactory:
             kwargs["endpoint_url"] = self.endpoint_url
         try:
             with self._lock:
-                return session.client(service, **kwargs)  # type: ignore[call-overload]
+                return session.client(service, **kwargs)
         except NoRegionError:
             raise UsageError(
                 f"no AWS region for {service}: set AWS_REGION (or `aws.region` in the schedule)"

@@ -44,17 +44,29 @@ def _is_located(line: str) -> bool:
 
 
 @click.group(cls=DrkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config-dir", type=click.Path(path_type=Path), envvar="DRKIT_CONFIG_DIR", default=".",
-              show_default=True, help="Folder holding schedules/, drills/, runbooks/.")
-@click.option("--catalog", "catalog_url", envvar="DRKIT_CATALOG", default=None,
-              help="SQLAlchemy URL of the catalog (default: SQLite under the user's state directory).")
+@click.option(
+    "--config-dir",
+    type=click.Path(path_type=Path),
+    envvar="DRKIT_CONFIG_DIR",
+    default=".",
+    show_default=True,
+    help="Folder holding schedules/, drills/, runbooks/.",
+)
+@click.option(
+    "--catalog",
+    "catalog_url",
+    envvar="DRKIT_CATALOG",
+    default=None,
+    help="SQLAlchemy URL of the catalog (default: SQLite under the user's state directory).",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), envvar="DRKIT_LOG_FORMAT", default="text")
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
 @click.version_option(__version__, prog_name="drkit")
 @click.pass_context
-def cli(ctx: click.Context, config_dir: Path, catalog_url: str | None, log_format: str, verbose: int,
-        quiet: bool) -> None:
+def cli(
+    ctx: click.Context, config_dir: Path, catalog_url: str | None, log_format: str, verbose: int, quiet: bool
+) -> None:
     """drkit: backups, drills and runbooks that prove your data is recoverable."""
     verbosity = -1 if quiet else verbose
     logs.setup(log_format, verbosity)
@@ -65,12 +77,17 @@ def cli(ctx: click.Context, config_dir: Path, catalog_url: str | None, log_forma
 
 
 def context_of(ctx: click.Context) -> Context:
-    return ctx.find_root().obj["context"]  # type: ignore[no-any-return]
+    return ctx.find_root().obj["context"]
 
 
 def output_option(f: Any) -> Any:
-    return click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table",
-                        help="table for people, json for scripts (stable keys).")(f)
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        help="table for people, json for scripts (stable keys).",
+    )(f)
 
 
 def main() -> None:

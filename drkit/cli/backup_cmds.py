@@ -32,16 +32,28 @@ def backup_run(ctx: click.Context, schedule: str, only: str | None, dry_run: boo
     context = context_of(ctx)
     outcomes = run_backup(context, schedule, only=only, dry_run=dry_run)
     if output == "json":
-        click.echo(json.dumps([
-            {"resource": o.resource, "id": o.manifest.id if o.manifest else None, "error": o.error,
-             "size_bytes": o.manifest.stored_bytes if o.manifest else None} for o in outcomes
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "resource": o.resource,
+                        "id": o.manifest.id if o.manifest else None,
+                        "error": o.error,
+                        "size_bytes": o.manifest.stored_bytes if o.manifest else None,
+                    }
+                    for o in outcomes
+                ],
+                indent=2,
+            )
+        )
     for o in outcomes:
         if o.manifest:
             m = o.manifest
             ratio = m.dump_bytes / m.stored_bytes if m.stored_bytes else 0
-            context.say(f"[green]ok[/] {o.resource}: backup {m.id} ({m.stored_bytes / 1e6:.1f} MB stored, "
-                        f"{ratio:.1f}x compressed, encrypted with {m.key_id})")
+            context.say(
+                f"[green]ok[/] {o.resource}: backup {m.id} ({m.stored_bytes / 1e6:.1f} MB stored, "
+                f"{ratio:.1f}x compressed, encrypted with {m.key_id})"
+            )
         else:
             context.say(f"[red]FAILED[/] {o.resource}: {o.error}")
     if any(o.error for o in outcomes):
@@ -65,8 +77,15 @@ def backup_list(ctx: click.Context, resource: str | None, region: str | None, ou
         return
     table = Table("ID", "RESOURCE", "KIND", "AGE", "SIZE", "KEY", "STATUS", box=None)
     for r in rows:
-        table.add_row(r["id"], r["resource"], r["kind"], format_duration(r["age_s"]),
-                      f"{r['size_bytes'] / 1e6:.1f} MB", r["key_id"], r["status"])
+        table.add_row(
+            r["id"],
+            r["resource"],
+            r["kind"],
+            format_duration(r["age_s"]),
+            f"{r['size_bytes'] / 1e6:.1f} MB",
+            r["key_id"],
+            r["status"],
+        )
     context_of(ctx).out.print(table) if rows else click.echo("no recovery points", err=True)
 
 
@@ -85,15 +104,30 @@ def prune(ctx: click.Context, schedule: str, only: str | None, apply: bool, yes:
     items = plan_prune(context, schedule, only=only)
     expired = [i for i in items if not i.keep]
     if output == "json":
-        click.echo(json.dumps([
-            {"id": i.manifest.id, "resource": i.resource, "created_at": i.manifest.created_at.isoformat(),
-             "keep": i.keep, "reasons": list(i.reasons)} for i in items
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": i.manifest.id,
+                        "resource": i.resource,
+                        "created_at": i.manifest.created_at.isoformat(),
+                        "keep": i.keep,
+                        "reasons": list(i.reasons),
+                    }
+                    for i in items
+                ],
+                indent=2,
+            )
+        )
     else:
         table = Table("ID", "RESOURCE", "DECISION", "WHY", box=None)
         for i in items:
-            table.add_row(i.manifest.id, i.resource, "keep" if i.keep else "[red]delete[/]",
-                          ", ".join(i.reasons) or "no rule keeps it")
+            table.add_row(
+                i.manifest.id,
+                i.resource,
+                "keep" if i.keep else "[red]delete[/]",
+                ", ".join(i.reasons) or "no rule keeps it",
+            )
         context.out.print(table)
     if not apply:
         context.say(f"{len(expired)} of {len(items)} backup(s) would be deleted; run with --apply to delete them")

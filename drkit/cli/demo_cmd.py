@@ -24,8 +24,9 @@ def demo(ctx: click.Context, scale: int, report_dir: Path | None) -> None:
     context.say("")
     for line in summary_lines(report, paths):
         context.say(line)
-    context.say("  everything the demo started has been stopped and removed; "
-                "see `drkit drill history` and `drkit backup list`")
+    context.say(
+        "  everything the demo started has been stopped and removed; see `drkit drill history` and `drkit backup list`"
+    )
     if error is not None and not isinstance(error, DrkitError | KeyboardInterrupt):
         raise error
     if isinstance(error, DrkitError):

@@ -34,19 +34,34 @@ def drill() -> None:
 @drill.command("run")
 @click.argument("name")
 @click.option("--keep", is_flag=True, help="Keep the restored copy for inspection (no teardown).")
-@click.option("--report-dir", type=click.Path(path_type=Path), help="Where reports go (default: the drill's report.dir).")
-@click.option("--incident-at", metavar="TIME", help="When the incident happened (default: now); RTO and RPO count from it.")
+@click.option(
+    "--report-dir", type=click.Path(path_type=Path), help="Where reports go (default: the drill's report.dir)."
+)
+@click.option(
+    "--incident-at", metavar="TIME", help="When the incident happened (default: now); RTO and RPO count from it."
+)
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), help="Parallel restore jobs (default: CPUs, at most 4).")
 @output_option
 @click.pass_context
-def drill_run(ctx: click.Context, name: str, keep: bool, report_dir: Path | None, incident_at: str | None,
-              jobs: int | None, output: str) -> None:
+def drill_run(
+    ctx: click.Context,
+    name: str,
+    keep: bool,
+    report_dir: Path | None,
+    incident_at: str | None,
+    jobs: int | None,
+    output: str,
+) -> None:
     """Run drill NAME end to end. Exit 0 passed, 1 failed, 3 targets missed, 130 interrupted."""
     from drkit.jobs.drill import exit_status, run_drill_job, summary_lines
 
     context = context_of(ctx)
     report, paths, error = run_drill_job(
-        context, name, keep=keep, report_dir=report_dir, incident_at=parse_time(incident_at, "--incident-at"),
+        context,
+        name,
+        keep=keep,
+        report_dir=report_dir,
+        incident_at=parse_time(incident_at, "--incident-at"),
         jobs=jobs,
     )
     if output == "json":
@@ -72,9 +87,17 @@ def drill_history(ctx: click.Context, name: str | None, limit: int, output: str)
         out = []
         for r in runs:
             rep = r.report or {}
-            out.append({"id": r.id, "drill": r.drill, "status": r.status,
-                        "started_at": rep.get("started_at", r.started_at.isoformat()),
-                        "rto": rep.get("rto"), "rpo": rep.get("rpo"), "report_path": r.report_path})
+            out.append(
+                {
+                    "id": r.id,
+                    "drill": r.drill,
+                    "status": r.status,
+                    "started_at": rep.get("started_at", r.started_at.isoformat()),
+                    "rto": rep.get("rto"),
+                    "rpo": rep.get("rpo"),
+                    "report_path": r.report_path,
+                }
+            )
         click.echo(json.dumps(out, indent=2))
         return
     table = Table("STARTED", "DRILL", "STATUS", "RTO", "RPO", "REPORT", box=None)
@@ -84,9 +107,14 @@ def drill_history(ctx: click.Context, name: str | None, limit: int, output: str)
         return f"{got} / {format_duration(target or 0)}"
 
     for r in runs:
-        table.add_row(r.started_at.strftime("%Y-%m-%d %H:%M"), r.drill, r.status,
-                      cell(r.rto_achieved_s, r.rto_target_s), cell(r.rpo_achieved_s, r.rpo_target_s),
-                      r.report_path or "")
+        table.add_row(
+            r.started_at.strftime("%Y-%m-%d %H:%M"),
+            r.drill,
+            r.status,
+            cell(r.rto_achieved_s, r.rto_target_s),
+            cell(r.rpo_achieved_s, r.rpo_target_s),
+            r.report_path or "",
+        )
     context_of(ctx).out.print(table) if runs else click.echo("no drills recorded", err=True)
 
 
@@ -121,8 +149,9 @@ def drill_cleanup(ctx: click.Context, older_than: str, apply: bool) -> None:
 @click.option("--region", metavar="R")
 @output_option
 @click.pass_context
-def verify_cmd(ctx: click.Context, drill_name: str, dsn: str | None, rds_instance: str | None, region: str | None,
-               output: str) -> None:
+def verify_cmd(
+    ctx: click.Context, drill_name: str, dsn: str | None, rds_instance: str | None, region: str | None, output: str
+) -> None:
     """Run DRILL's checks against a database that is already restored (incidents)."""
     from drkit.verify import CheckSpec, run_checks
 
@@ -132,16 +161,29 @@ def verify_cmd(ctx: click.Context, drill_name: str, dsn: str | None, rds_instanc
         raise UsageError("--rds-instance needs the RDS engine, which this drkit does not have yet; use --dsn")
     assert dsn is not None
     drill_cfg = context_of(ctx).config().drill(drill_name)
-    checks = [CheckSpec(c.name, c.sql, None if c.expect is None else str(c.expect), bool(c.freshness))
-              for c in drill_cfg.verify.checks]
+    checks = [
+        CheckSpec(c.name, c.sql, None if c.expect is None else str(c.expect), bool(c.freshness))
+        for c in drill_cfg.verify.checks
+    ]
     result = run_checks(dsn, checks, what="the database to verify")
     if output == "json":
-        click.echo(json.dumps([{"name": c.name, "passed": c.passed, "expected": c.expected, "actual": c.actual,
-                                "error": c.error} for c in result.checks], indent=2, default=str))
+        click.echo(
+            json.dumps(
+                [
+                    {"name": c.name, "passed": c.passed, "expected": c.expected, "actual": c.actual, "error": c.error}
+                    for c in result.checks
+                ],
+                indent=2,
+                default=str,
+            )
+        )
     else:
         for c in result.checks:
             mark = "ok" if c.passed else "FAILED"
-            click.echo(f"{mark:6} {c.name}: {c.actual}" + (f" (expected {c.expected})" if c.expected else "")
-                       + (f" [{c.error}]" if c.error else ""))
+            click.echo(
+                f"{mark:6} {c.name}: {c.actual}"
+                + (f" (expected {c.expected})" if c.expected else "")
+                + (f" [{c.error}]" if c.error else "")
+            )
     if not all(c.passed for c in result.checks):
         ctx.exit(int(ExitStatus.FAILED))

@@ -41,8 +41,11 @@ def report_render(path: Path, fmt: str) -> None:
 
 @report.command("verify")
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--public-key", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help=f"PEM public key (default: {PUBLIC_KEY_NAME} in the report folder or its parent).")
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help=f"PEM public key (default: {PUBLIC_KEY_NAME} in the report folder or its parent).",
+)
 @click.pass_context
 def report_verify(ctx: click.Context, path: Path, public_key: Path | None) -> None:
     """Check a stored report's signature; exit 1 if it was changed after signing."""

@@ -19,7 +19,9 @@ def restore() -> None:
 
 @restore.command("postgres")
 @click.option("--backup", "backup_id", metavar="ID", help="The backup to restore (see `drkit backup list`).")
-@click.option("--resource", metavar="NAME", help="Restore this resource's newest backup (with --before: the newest before).")
+@click.option(
+    "--resource", metavar="NAME", help="Restore this resource's newest backup (with --before: the newest before)."
+)
 @click.option("--before", metavar="TIME", help="With --resource: the newest backup taken at or before TIME.")
 @click.option("--dsn", required=True, help="libpq connection string of the target database (must exist).")
 @click.option("--force", is_flag=True, help="Restore even though the target database is not empty.")
@@ -28,17 +30,28 @@ def restore() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be restored where; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
-def restore_postgres(ctx: click.Context, backup_id: str | None, resource: str | None, before: str | None, dsn: str,
-                     force: bool, jobs: int, keep_owners: bool, dry_run: bool, yes: bool) -> None:
+def restore_postgres(
+    ctx: click.Context,
+    backup_id: str | None,
+    resource: str | None,
+    before: str | None,
+    dsn: str,
+    force: bool,
+    jobs: int,
+    keep_owners: bool,
+    dry_run: bool,
+    yes: bool,
+) -> None:
     """Restore a PostgreSQL backup into the database named by --dsn."""
     from drkit.jobs.restore import plan_restore, run_restore
 
     context = context_of(ctx)
-    plan = plan_restore(context, dsn, backup_id=backup_id, resource=resource,
-                        before=parse_time(before, "--before"))
+    plan = plan_restore(context, dsn, backup_id=backup_id, resource=resource, before=parse_time(before, "--before"))
     m = plan.manifest
-    context.say(f"restore {m.id} ({m.resource}, taken {m.created_at.isoformat()}, "
-                f"{m.stored_bytes / 1e6:.1f} MB) into {mask_dsn(dsn)}")
+    context.say(
+        f"restore {m.id} ({m.resource}, taken {m.created_at.isoformat()}, "
+        f"{m.stored_bytes / 1e6:.1f} MB) into {mask_dsn(dsn)}"
+    )
     if dry_run:
         context.say("dry run: nothing changed")
         return

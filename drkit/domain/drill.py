@@ -22,7 +22,13 @@ from drkit.domain.objectives import measure_rpo, measure_rto, newest_data
 from drkit.domain.report import CheckResult, DrillReport, Objective, RecoveryPointRef, Resources, StepResult
 
 SELECT, PROVISION, RESTORE, VERIFY, MEASURE, TEARDOWN, REPORT = (
-    "select recovery point", "provision isolation", "restore", "verify", "measure", "teardown", "report",
+    "select recovery point",
+    "provision isolation",
+    "restore",
+    "verify",
+    "measure",
+    "teardown",
+    "report",
 )
 STEP_ORDER = (SELECT, PROVISION, RESTORE, VERIFY, MEASURE, TEARDOWN, REPORT)
 
@@ -161,7 +167,7 @@ def run_drill(
             d.append(f"{passed}/{len(verification.checks)} checks passed")
             if passed == len(verification.checks) and verification.checks:
                 verified_at = clock.now()
-    except BaseException as exc:  # noqa: BLE001 - recorded in the report, returned to the caller
+    except BaseException as exc:
         error = exc
     with shield():
         rto = measure_rto(incident, verified_at, spec.rto_target)
@@ -187,14 +193,25 @@ def run_drill(
             try:
                 with steps.run(TEARDOWN) as d:
                     d.append(engine.teardown(ledger))
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 error = error or exc
         status = _status(error is not None, verification.checks, rto, rpo)
         report = DrillReport(
-            drill=spec.drill, environment=spec.environment, scenario=spec.scenario, engine=engine.name,
-            status=status, incident_at=incident, started_at=started_at, recovered_at=verified_at,
-            finished_at=clock.now(), recovery_point=point, rto=rto, rpo=rpo, steps=tuple(steps.records),
-            checks=verification.checks, resources=ledger.to_resources(kept_on_purpose=kept),
+            drill=spec.drill,
+            environment=spec.environment,
+            scenario=spec.scenario,
+            engine=engine.name,
+            status=status,
+            incident_at=incident,
+            started_at=started_at,
+            recovered_at=verified_at,
+            finished_at=clock.now(),
+            recovery_point=point,
+            rto=rto,
+            rpo=rpo,
+            steps=tuple(steps.records),
+            checks=verification.checks,
+            resources=ledger.to_resources(kept_on_purpose=kept),
         )
     return report, error
 

@@ -32,7 +32,7 @@ def format_duration(value: timedelta | float) -> str:
     total = abs(total)
     if total < 60:
         return f"{sign}{total:.1f}s"
-    secs = int(round(total))
+    secs = round(total)
     days, rem = divmod(secs, 86400)
     hours, rem = divmod(rem, 3600)
     minutes, seconds = divmod(rem, 60)

@@ -19,7 +19,9 @@ def measure_rto(incident_at: datetime, verified_at: datetime | None, target: tim
     if verified_at is None:
         return Objective(target_s=target.total_seconds(), achieved_s=None, met=False)
     achieved = (verified_at - incident_at).total_seconds()
-    return Objective(target_s=target.total_seconds(), achieved_s=round(achieved, 3), met=achieved <= target.total_seconds())
+    return Objective(
+        target_s=target.total_seconds(), achieved_s=round(achieved, 3), met=achieved <= target.total_seconds()
+    )
 
 
 def newest_data(markers: Iterable[datetime | None]) -> datetime | None:
@@ -41,6 +43,8 @@ def measure_rpo(
     # means nothing was lost: RPO is zero, not negative.
     achieved = max(0.0, (incident_at - reference).total_seconds())
     return Objective(
-        target_s=target.total_seconds(), achieved_s=round(achieved, 3), met=achieved <= target.total_seconds(),
+        target_s=target.total_seconds(),
+        achieved_s=round(achieved, 3),
+        met=achieved <= target.total_seconds(),
         method=method,
     )

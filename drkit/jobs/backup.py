@@ -26,10 +26,21 @@ class BackupOutcome:
 
 def recovery_point_record(res: PgResource, store_uri: str, m: BackupManifest) -> RecoveryPointRecord:
     return RecoveryPointRecord(
-        id=m.id, resource=m.resource, schedule=res.schedule, engine="postgres", kind="dump",
-        created_at=m.created_at, region=None, location=f"{store_uri.rstrip('/')}/{m.data_name}",
-        size_bytes=m.stored_bytes, encrypted=True, key_id=m.key_id, status="available",
-        watermark_at=m.watermark_at, manifest=m.to_dict(), deleted_at=None,
+        id=m.id,
+        resource=m.resource,
+        schedule=res.schedule,
+        engine="postgres",
+        kind="dump",
+        created_at=m.created_at,
+        region=None,
+        location=f"{store_uri.rstrip('/')}/{m.data_name}",
+        size_bytes=m.stored_bytes,
+        encrypted=True,
+        key_id=m.key_id,
+        status="available",
+        watermark_at=m.watermark_at,
+        manifest=m.to_dict(),
+        deleted_at=None,
     )
 
 
@@ -56,8 +67,13 @@ def run_backup(ctx: Context, schedule: str, *, only: str | None = None, dry_run:
         store = stores[res.name]
         try:
             manifest = backup_database(
-                dsns[res.name], resource=res.name, schedule=schedule, store=store,
-                wrapper=key_wrapper(ctx, res, create=True), tools=tools, clock=ctx.clock,
+                dsns[res.name],
+                resource=res.name,
+                schedule=schedule,
+                store=store,
+                wrapper=key_wrapper(ctx, res, create=True),
+                tools=tools,
+                clock=ctx.clock,
             )
         except DrkitError as exc:
             catalog.finish_job(job, "failed", str(exc))
@@ -88,13 +104,23 @@ def list_points(ctx: Context, *, resource: str | None = None) -> list[dict[str, 
             continue
         seen.add((store.uri, res.name))
         for m in list_backups(store, res.name):
-            rows.append({
-                "id": m.id, "resource": m.resource, "schedule": res.schedule, "engine": "postgres",
-                "kind": m.kind, "created_at": m.created_at.isoformat().replace("+00:00", "Z"),
-                "age_s": round((now - m.created_at).total_seconds(), 1), "region": None,
-                "encrypted": True, "key_id": m.key_id, "size_bytes": m.stored_bytes,
-                "status": "available", "location": f"{store.uri.rstrip('/')}/{m.data_name}",
-                "watermark_at": m.watermark_at.isoformat().replace("+00:00", "Z") if m.watermark_at else None,
-            })
+            rows.append(
+                {
+                    "id": m.id,
+                    "resource": m.resource,
+                    "schedule": res.schedule,
+                    "engine": "postgres",
+                    "kind": m.kind,
+                    "created_at": m.created_at.isoformat().replace("+00:00", "Z"),
+                    "age_s": round((now - m.created_at).total_seconds(), 1),
+                    "region": None,
+                    "encrypted": True,
+                    "key_id": m.key_id,
+                    "size_bytes": m.stored_bytes,
+                    "status": "available",
+                    "location": f"{store.uri.rstrip('/')}/{m.data_name}",
+                    "watermark_at": m.watermark_at.isoformat().replace("+00:00", "Z") if m.watermark_at else None,
+                }
+            )
     rows.sort(key=lambda r: r["created_at"], reverse=True)
     return rows

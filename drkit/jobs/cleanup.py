@@ -55,8 +55,11 @@ def _old_enough(path: Path, age: timedelta | None) -> bool:
 
 
 def find_leftovers(ctx: Context, age: timedelta | None) -> list[Leftover]:
-    found = [Leftover("cluster", p, "ephemeral cluster whose drkit process is gone")
-             for p in find_stale_clusters() if _old_enough(p, age)]
+    found = [
+        Leftover("cluster", p, "ephemeral cluster whose drkit process is gone")
+        for p in find_stale_clusters()
+        if _old_enough(p, age)
+    ]
     for path in sorted(Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*")):
         try:
             pid = int((path / OWNER_FILE).read_text())
@@ -66,13 +69,16 @@ def find_leftovers(ctx: Context, age: timedelta | None) -> list[Leftover]:
             found.append(Leftover("workdir", path, "drill work directory whose drkit process is gone"))
     try:
         cfg = ctx.config()
-    except Exception:  # noqa: BLE001 - cleanup must work even with a broken config
+    except Exception:
         return found
     for res in iter_pg_resources(cfg):
         store = open_store(cfg, res)
         if isinstance(store, FileStore):
-            found += [Leftover("partial-upload", p, "unfinished backup write (never visible as a backup)")
-                      for p in store.partials() if _old_enough(p, age or timedelta(hours=24))]
+            found += [
+                Leftover("partial-upload", p, "unfinished backup write (never visible as a backup)")
+                for p in store.partials()
+                if _old_enough(p, age or timedelta(hours=24))
+            ]
     return found
 
 

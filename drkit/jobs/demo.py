@@ -49,7 +49,7 @@ class Heartbeats:
                     write_heartbeat(conn, "drkit-demo")
                     self.count += 1
                     self._stop.wait(1.0)
-        except Exception as exc:  # noqa: BLE001 - reported by stop()
+        except Exception as exc:
             self.error = exc
 
     def __enter__(self) -> Heartbeats:
@@ -62,9 +62,12 @@ class Heartbeats:
 
 
 def _run_pgbench(tools: PgTools, dsn_env: dict[str, str], dsn: str, args: list[str], what: str) -> None:
-    proc = subprocess.run(  # noqa: S603
-        [str(tools.path("pgbench")), *args, dsn], env={**os.environ, **dsn_env},
-        capture_output=True, text=True, check=False,
+    proc = subprocess.run(
+        [str(tools.path("pgbench")), *args, dsn],
+        env={**os.environ, **dsn_env},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
@@ -76,7 +79,7 @@ def _source(ctx: Context, tools: PgTools, scale: int) -> Iterator[tuple[str, boo
     """Yields (dsn, throwaway). A user-given DRKIT_DEMO_DSN is never damaged."""
     given = os.environ.get("DRKIT_DEMO_DSN")
     if given:
-        ctx.say(f"source: DRKIT_DEMO_DSN (your database; the demo writes only pgbench_* and drkit_heartbeat tables)")
+        ctx.say("source: DRKIT_DEMO_DSN (your database; the demo writes only pgbench_* and drkit_heartbeat tables)")
         yield given, False
         return
     with EphemeralCluster(tools, purpose="demo source") as cluster:
@@ -86,8 +89,9 @@ def _source(ctx: Context, tools: PgTools, scale: int) -> Iterator[tuple[str, boo
         yield cluster.dsn(DATABASE), True
 
 
-def run_demo(ctx: Context, *, scale: int, report_dir: Path | None = None
-             ) -> tuple[DrillReport, dict[str, Path], BaseException | None]:
+def run_demo(
+    ctx: Context, *, scale: int, report_dir: Path | None = None
+) -> tuple[DrillReport, dict[str, Path], BaseException | None]:
     cfg = ctx.config()
     res = find_pg_resource(cfg, RESOURCE, SCHEDULE)
     cfg.drill(DRILL)
@@ -108,8 +112,10 @@ def run_demo(ctx: Context, *, scale: int, report_dir: Path | None = None
                     raise DrkitError(f"backup failed: {outcomes[0].error}")
                 manifest = outcomes[0].manifest
                 assert manifest is not None
-                ctx.say(f"    backup {manifest.id}: {manifest.dump_bytes / 1e6:.1f} MB dump -> "
-                        f"{manifest.stored_bytes / 1e6:.1f} MB stored (zstd + AES-256-GCM)")
+                ctx.say(
+                    f"    backup {manifest.id}: {manifest.dump_bytes / 1e6:.1f} MB dump -> "
+                    f"{manifest.stored_bytes / 1e6:.1f} MB stored (zstd + AES-256-GCM)"
+                )
                 ctx.say("3/5 the application keeps writing after the backup (pgbench -T 3)")
                 _run_pgbench(tools, {}, dsn, ["-T", "3", "-c", "2", "-n"], "writes")
             if beats.error:

@@ -42,9 +42,12 @@ class _ProgressView:
     def __enter__(self) -> _ProgressView:
         if self.live:
             self.progress = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
                 TextColumn(f"[dim]RTO budget {self.budget}, since incident:[/] {{task.fields[since]}}"),
-                console=self.ctx.console, transient=True,
+                console=self.ctx.console,
+                transient=True,
             )
             self.progress.start()
         return self
@@ -72,24 +75,41 @@ class _ProgressView:
 
 
 def run_drill_job(
-    ctx: Context, drill_name: str, *, keep: bool = False, report_dir: Path | None = None,
-    incident_at: datetime | None = None, jobs: int | None = None,
+    ctx: Context,
+    drill_name: str,
+    *,
+    keep: bool = False,
+    report_dir: Path | None = None,
+    incident_at: datetime | None = None,
+    jobs: int | None = None,
 ) -> tuple[DrillReport, dict[str, Path], BaseException | None]:
     cfg = ctx.config()
     drill = cfg.drill(drill_name)
     if drill.source.postgres is None:
-        raise UsageError(f"drill {drill_name}: the RDS engine is not available in this drkit yet (postgres drills only)")
+        raise UsageError(
+            f"drill {drill_name}: the RDS engine is not available in this drkit yet (postgres drills only)"
+        )
     res = find_pg_resource(cfg, str(drill.source.postgres.resource), str(drill.source.postgres.schedule))
     spec = DrillSpec(
-        drill=drill_name, environment=str(drill.environment), scenario=str(drill.scenario),
-        rto_target=drill.targets.rto, rpo_target=drill.targets.rpo, teardown=str(drill.teardown),
+        drill=drill_name,
+        environment=str(drill.environment),
+        scenario=str(drill.scenario),
+        rto_target=drill.targets.rto,
+        rpo_target=drill.targets.rpo,
+        teardown=str(drill.teardown),
     )
     engine = PostgresDrillEngine(ctx, res, drill, jobs=jobs)
     incident = incident_at or ctx.clock.now()
     catalog = ctx.catalog()
     with _ProgressView(ctx, spec.rto_target.total_seconds(), incident) as view:
         report, error = run_drill(
-            spec, engine, ctx.clock, incident_at=incident, keep=keep, shield=signals.shielded, on_event=view.event,
+            spec,
+            engine,
+            ctx.clock,
+            incident_at=incident,
+            keep=keep,
+            shield=signals.shielded,
+            on_event=view.event,
             checkpoint=signals.check,
         )
     if error is None and signals.received():
@@ -98,23 +118,39 @@ def run_drill_job(
     with signals.shielded():
         now = ctx.clock.now()
         report = dataclasses.replace(
-            report, steps=(*report.steps, StepResult(REPORT, now, now, "ok", f"{out_dir}/{drill_name}/")),
+            report,
+            steps=(*report.steps, StepResult(REPORT, now, now, "ok", f"{out_dir}/{drill_name}/")),
         )
         history = [DrillReport.from_dict(r.report) for r in catalog.drill_runs(drill_name, limit=20) if r.report]
         paths = write_report(
-            report, out_dir, list(drill.report.formats), signer=ReportSigner(default_signing_key_path()),
+            report,
+            out_dir,
+            list(drill.report.formats),
+            signer=ReportSigner(default_signing_key_path()),
             history=list(reversed(history)),
         )
         signed = paths.get("json")
         stored = _load(signed) if signed else report.to_dict()
-        catalog.record_drill(DrillRunRecord(
-            id=report.id, drill=drill_name, environment=report.environment, engine=report.engine,
-            scenario=report.scenario, status=report.status, started_at=report.started_at,
-            finished_at=report.finished_at, incident_at=report.incident_at,
-            rto_target_s=report.rto.target_s, rto_achieved_s=report.rto.achieved_s,
-            rpo_target_s=report.rpo.target_s, rpo_achieved_s=report.rpo.achieved_s, rpo_method=report.rpo.method,
-            report_path=str(signed) if signed else None, report=stored,
-        ))
+        catalog.record_drill(
+            DrillRunRecord(
+                id=report.id,
+                drill=drill_name,
+                environment=report.environment,
+                engine=report.engine,
+                scenario=report.scenario,
+                status=report.status,
+                started_at=report.started_at,
+                finished_at=report.finished_at,
+                incident_at=report.incident_at,
+                rto_target_s=report.rto.target_s,
+                rto_achieved_s=report.rto.achieved_s,
+                rpo_target_s=report.rpo.target_s,
+                rpo_achieved_s=report.rpo.achieved_s,
+                rpo_method=report.rpo.method,
+                report_path=str(signed) if signed else None,
+                report=stored,
+            )
+        )
         catalog.audit("drill", drill_name, {"id": report.id, "status": report.status})
     return report, paths, error
 
@@ -139,18 +175,21 @@ def summary_lines(report: DrillReport, paths: dict[str, Path]) -> list[str]:
         return f"  {label}: {achieved}{method} against a target of {format_duration(o.target_s)}: {verdict}"
 
     colour = {"passed": "green", "failed": "red", "targets_missed": "yellow"}[report.status]
-    lines = [f"drill {report.drill}: [bold {colour}]{report.status.upper()}[/]", objective("RTO", report.rto),
-             objective("RPO", report.rpo)]
+    lines = [
+        f"drill {report.drill}: [bold {colour}]{report.status.upper()}[/]",
+        objective("RTO", report.rto),
+        objective("RPO", report.rpo),
+    ]
     passed = sum(c.passed for c in report.checks)
     lines.append(f"  checks: {passed}/{len(report.checks)} passed")
     for c in report.checks:
         if not c.passed:
-            lines.append(f"    [red]FAILED[/] {c.name}: expected {c.expected}, got {c.actual}"
-                         + (f" ({c.error})" if c.error else ""))
+            lines.append(
+                f"    [red]FAILED[/] {c.name}: expected {c.expected}, got {c.actual}"
+                + (f" ({c.error})" if c.error else "")
+            )
     if report.resources.leaked:
         lines.append(f"  [bold red]LEAKED[/]: {', '.join(report.resources.leaked)}")
     if paths:
         lines.append("  reports: " + ", ".join(str(p) for p in paths.values()))
     return lines
-
-

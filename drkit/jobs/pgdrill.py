@@ -82,8 +82,9 @@ class PostgresDrillEngine:
         t0 = self.ctx.clock.monotonic()
         with verified_archive(self.manifest, self.store, resolve, self.workdir) as (archive, size):
             t1 = self.ctx.clock.monotonic()
-            pg_restore(archive, self.cluster.dsn(self.database), tools, jobs=self.jobs, no_owner=True,
-                       log_dir=self.workdir)
+            pg_restore(
+                archive, self.cluster.dsn(self.database), tools, jobs=self.jobs, no_owner=True, log_dir=self.workdir
+            )
         t2 = self.ctx.clock.monotonic()
         return (
             f"{self.manifest.stored_bytes / 1e6:.1f} MB stored, {size / 1e6:.1f} MB archive authenticated and "
@@ -93,8 +94,9 @@ class PostgresDrillEngine:
     def verify(self) -> Verification:
         assert self.cluster is not None
         checks = [
-            CheckSpec(name=c.name, sql=c.sql, expect=None if c.expect is None else str(c.expect),
-                      freshness=bool(c.freshness))
+            CheckSpec(
+                name=c.name, sql=c.sql, expect=None if c.expect is None else str(c.expect), freshness=bool(c.freshness)
+            )
             for c in self.drill.verify.checks
         ]
         return run_checks(self.cluster.dsn(self.database), checks, what="the restored copy")

@@ -83,7 +83,7 @@ def key_wrapper(ctx: Context, res: PgResource, *, create: bool) -> KeyWrapper:
     from drkit.aws.session import SessionFactory
 
     sched = cfg.schedule(res.schedule)
-    region = sched.aws.region if getattr(sched, "aws", None) else None
+    region = sched.aws.region if sched.aws is not None else None
     client = SessionFactory.from_schedule(sched).client("kms", region=region)
     return KmsKeyWrapper(client, str(enc.kms_key))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -24,7 +25,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 import zstandard
 
@@ -117,13 +118,15 @@ def backup_database(
         backup_id = new_backup_id(resource, created_at)
         conninfo, env = split_password(dsn)
         argv = [
-            str(tools.path("pg_dump")), "--format=custom", "--compress=0",
-            f"--snapshot={snapshot}", "--no-sync", f"--dbname={conninfo}",
+            str(tools.path("pg_dump")),
+            "--format=custom",
+            "--compress=0",
+            f"--snapshot={snapshot}",
+            "--no-sync",
+            f"--dbname={conninfo}",
         ]
         with tempfile.NamedTemporaryFile(prefix="drkit-pg_dump-", suffix=".log") as errlog:
-            proc = subprocess.Popen(  # noqa: S603 - argv from trusted config
-                argv, stdout=subprocess.PIPE, stderr=errlog, env={**os.environ, **env}, bufsize=0
-            )
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errlog, env={**os.environ, **env}, bufsize=0)
             try:
                 dump_bytes, stored = _write_encrypted(
                     proc, Path(errlog.name), store, resource, backup_id, wrapper, zstd_level
@@ -137,10 +140,19 @@ def backup_database(
         conn.rollback()
     sha, stored_bytes = stored
     manifest = BackupManifest(
-        id=backup_id, resource=resource, schedule=schedule, created_at=created_at,
-        finished_at=clock.now(), server_version=str(server_version), database=str(dbname),
-        dump_bytes=dump_bytes, stored_bytes=stored_bytes, sha256=sha,
-        key_kind=wrapper.kind, key_id=wrapper.key_id, watermark_at=watermark,
+        id=backup_id,
+        resource=resource,
+        schedule=schedule,
+        created_at=created_at,
+        finished_at=clock.now(),
+        server_version=str(server_version),
+        database=str(dbname),
+        dump_bytes=dump_bytes,
+        stored_bytes=stored_bytes,
+        sha256=sha,
+        key_kind=wrapper.kind,
+        key_id=wrapper.key_id,
+        watermark_at=watermark,
     )
     try:
         with store.writer(manifest.manifest_name) as fh:
@@ -153,11 +165,17 @@ def backup_database(
 
 
 def _write_encrypted(
-    proc: subprocess.Popen[bytes], errlog: Path, store: BackupStore, resource: str, backup_id: str,
-    wrapper: KeyWrapper, zstd_level: int,
+    proc: subprocess.Popen[bytes],
+    errlog: Path,
+    store: BackupStore,
+    resource: str,
+    backup_id: str,
+    wrapper: KeyWrapper,
+    zstd_level: int,
 ) -> tuple[int, tuple[str, int]]:
     """Stream pg_dump's stdout into the store; the object commits only if pg_dump exits 0."""
     assert proc.stdout is not None
+    stdout = cast(io.RawIOBase, proc.stdout)  # bufsize=0: a raw pipe with readinto
     name = data_name(resource, backup_id)
     dump_bytes = 0
     buf = bytearray(CHUNK)
@@ -166,9 +184,9 @@ def _write_encrypted(
         hashing = _HashingSink(sink)
         enc = EncryptWriter(hashing, wrapper, chunk_size=CHUNK)  # type: ignore[arg-type]
         cctx = zstandard.ZstdCompressor(level=zstd_level, threads=-1, write_checksum=True)
-        with cctx.stream_writer(enc, closefd=False) as comp:
+        with cctx.stream_writer(cast(IO[bytes], enc), closefd=False) as comp:
             while True:
-                n = proc.stdout.readinto(view)
+                n = stdout.readinto(view)
                 if not n:
                     break
                 dump_bytes += n
@@ -223,7 +241,7 @@ def verified_archive(
             reader = DecryptReader(hashing, resolve)  # type: ignore[arg-type]
             dctx = zstandard.ZstdDecompressor()
             try:
-                with dctx.stream_reader(reader, read_size=CHUNK, closefd=False) as plain:
+                with dctx.stream_reader(cast(IO[bytes], reader), read_size=CHUNK, closefd=False) as plain:
                     written = 0
                     while chunk := plain.read(4 * CHUNK):
                         out.write(chunk)
@@ -243,9 +261,7 @@ def verified_archive(
             path.unlink()
 
 
-def pg_restore(
-    archive: Path, target_dsn: str, tools: PgTools, *, jobs: int, no_owner: bool, log_dir: Path
-) -> None:
+def pg_restore(archive: Path, target_dsn: str, tools: PgTools, *, jobs: int, no_owner: bool, log_dir: Path) -> None:
     """Run pg_restore into an existing database; one line with pg_restore's own words on failure."""
     conninfo, env = split_password(target_dsn)
     argv = [str(tools.path("pg_restore")), f"--dbname={conninfo}", f"--jobs={max(1, jobs)}", "--exit-on-error"]
@@ -253,7 +269,7 @@ def pg_restore(
         argv += ["--no-owner", "--no-acl"]
     argv.append(str(archive))
     with tempfile.NamedTemporaryFile(prefix="drkit-pg_restore-", suffix=".log", dir=log_dir) as errlog:
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errlog, env={**os.environ, **env})  # noqa: S603
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errlog, env={**os.environ, **env})
         try:
             code = proc.wait()
         except BaseException:

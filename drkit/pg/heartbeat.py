@@ -13,7 +13,6 @@ from datetime import datetime
 
 import psycopg
 
-
 TABLE = "drkit_heartbeat"
 _DDL = f"CREATE TABLE IF NOT EXISTS {TABLE} (beat_by text PRIMARY KEY, beat_at timestamptz NOT NULL)"
 _UPSERT = (

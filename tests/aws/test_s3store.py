@@ -341,6 +341,7 @@ _AWS_AUTHORISES = {
     "CompleteMultipartUpload": "s3:PutObject",
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
     "DeleteObject": "s3:DeleteObject",
+    "ListMultipartUploads": "s3:ListBucketMultipartUploads",
 }
 
 
@@ -353,6 +354,7 @@ def _exercise(store: S3Store) -> None:
         sink.write(os.urandom(6 * MiB))
         raise RuntimeError("interrupted")
     assert store.list("app/") == ["app/big", "app/small"]
+    assert store.pending_uploads() == []
     assert store.size("app/small") == 5
     with store.open("app/small") as fh:
         assert fh.read() == b"small"

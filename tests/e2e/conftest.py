@@ -27,7 +27,11 @@ verify:
   database: app
   checks:
     - {name: customers present, sql: "SELECT count(*) FROM customers", expect: ">= 3000"}
-    - {name: orders reference customers, sql: "SELECT count(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL", expect: "== 0"}
+    - name: orders reference customers
+      sql: >-
+        SELECT count(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id
+        WHERE c.id IS NULL
+      expect: "== 0"
     - {name: newest customer, sql: "SELECT max(created_at) FROM customers", freshness: true}
 %(extra)s
 teardown: always
@@ -62,12 +66,17 @@ class Env:
         (self.root / "schedules").mkdir(exist_ok=True)
         (self.root / "schedules" / "local.yaml").write_text(SCHEDULE % {"keep_last": keep_last})
 
-    def run(self, *args: str, check: bool = False, timeout: float = 180,
-            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = False, timeout: float = 180, extra_env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "drkit", "--config-dir", str(self.root), *args],
-            env={**self.vars, **(extra_env or {})}, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL, check=False,
+            env={**self.vars, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"drkit {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -76,7 +85,11 @@ class Env:
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "drkit", "--config-dir", str(self.root), *args],
-            env=self.vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+            env=self.vars,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
         )
 
 

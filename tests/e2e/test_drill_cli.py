@@ -41,7 +41,8 @@ def test_backup_list_drill_history_and_signed_report(drkit_env: Env, drkit_tmp: 
     assert report["rpo"]["method"] == "data"
     assert report["resources"]["leaked"] == []
     assert report["resources"]["created"] and sorted(report["resources"]["created"]) == sorted(
-        report["resources"]["deleted"])
+        report["resources"]["deleted"]
+    )
     stamp = Path(sorted((env.root / "reports" / "t").glob("*.json"))[-1]).stem
     for suffix in (".md", ".html", ".xml"):
         assert (env.root / "reports" / "t" / f"{stamp}{suffix}").exists()
@@ -117,8 +118,9 @@ def test_a_tampered_backup_fails_the_drill_without_leftovers(drkit_env: Env, drk
     proc = env.run("drill", "run", "t")
     assert proc.returncode == 1
     assert _report(env)["status"] == "failed"
-    assert "restore" in proc.stderr and ("tamper" in proc.stderr or "authentic" in proc.stderr
-                                         or "damaged" in proc.stderr or "changed" in proc.stderr)
+    assert "restore" in proc.stderr and (
+        "tamper" in proc.stderr or "authentic" in proc.stderr or "damaged" in proc.stderr or "changed" in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
     assert leftovers(drkit_tmp) == []
 
@@ -140,8 +142,12 @@ def test_a_replaced_key_file_is_named_as_the_wrong_key(drkit_env: Env) -> None:
 
 def test_unreachable_source_and_missing_binaries_are_one_clear_line(drkit_env: Env) -> None:
     env = drkit_env
-    proc = env.run("backup", "run", "local",
-                   extra_env={"APP_DATABASE_URL": "host=127.0.0.1 port=1 dbname=x user=postgres connect_timeout=2"})
+    proc = env.run(
+        "backup",
+        "run",
+        "local",
+        extra_env={"APP_DATABASE_URL": "host=127.0.0.1 port=1 dbname=x user=postgres connect_timeout=2"},
+    )
     assert proc.returncode == 1
     assert "cannot connect" in proc.stderr and "Traceback" not in proc.stderr
     assert not (env.root / "backups" / "app").exists() or not list((env.root / "backups" / "app").iterdir())

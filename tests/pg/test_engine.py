@@ -37,8 +37,9 @@ def key(tmp_path: Path) -> LocalKeyFile:
 
 
 def _backup(source: str, store: FileStore, key: LocalKeyFile, tools: PgTools):  # type: ignore[no-untyped-def]
-    return backup_database(source, resource="app", schedule="local", store=store, wrapper=key, tools=tools,
-                           clock=SystemClock())
+    return backup_database(
+        source, resource="app", schedule="local", store=store, wrapper=key, tools=tools, clock=SystemClock()
+    )
 
 
 def _restore(manifest, store, key, target: str, tools: PgTools, work: Path) -> None:  # type: ignore[no-untyped-def]
@@ -162,8 +163,9 @@ def test_an_unreachable_source_writes_nothing(key: LocalKeyFile, pg_tools: PgToo
 @contextlib.contextmanager
 def _tiny_filesystem(path: Path, size: str) -> Iterator[Path]:
     path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to simulate a full disk: {proc.stderr.strip()}")
     try:
@@ -181,8 +183,10 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_older_backup(
         store = FileStore(mount / "store")
         older = _backup(source, store, key, pg_tools)
         with psycopg.connect(source, autocommit=True) as conn:
-            conn.execute("CREATE TABLE filler AS SELECT g, decode(md5(g::text) || md5((g + 1)::text), 'hex') AS b "
-                         "FROM generate_series(1, 100000) g")
+            conn.execute(
+                "CREATE TABLE filler AS SELECT g, decode(md5(g::text) || md5((g + 1)::text), 'hex') AS b "
+                "FROM generate_series(1, 100000) g"
+            )
         with pytest.raises(StoreError, match="full"):
             _backup(source, store, key, pg_tools)
         assert list_backups(store, "app") == [older]

@@ -4,7 +4,6 @@ Every case writes real files into a temporary config directory and asserts the e
 `FILE:LINE: field.path: message` lines `drkit validate` would print.
 """
 # The expected messages are kept long, so that they read like the output a user sees.
-# ruff: noqa: E501
 
 from __future__ import annotations
 

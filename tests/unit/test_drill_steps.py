@@ -21,8 +21,16 @@ T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 class Engine:
     name = "postgres"
 
-    def __init__(self, clock: FakeClock, *, fail_at: str | None = None, interrupt_at: str | None = None,
-                 checks_pass: bool = True, restore_s: float = 60, data_age_s: float | None = 120) -> None:
+    def __init__(
+        self,
+        clock: FakeClock,
+        *,
+        fail_at: str | None = None,
+        interrupt_at: str | None = None,
+        checks_pass: bool = True,
+        restore_s: float = 60,
+        data_age_s: float | None = 120,
+    ) -> None:
         self.clock, self.fail_at, self.interrupt_at = clock, fail_at, interrupt_at
         self.checks_pass, self.restore_s, self.data_age_s = checks_pass, restore_s, data_age_s
         self.live: set[str] = set()
@@ -64,8 +72,13 @@ class Engine:
         return "removed"
 
 
-SPEC = DrillSpec(drill="d", environment="test", scenario="data-corruption",
-                 rto_target=timedelta(minutes=15), rpo_target=timedelta(minutes=5))
+SPEC = DrillSpec(
+    drill="d",
+    environment="test",
+    scenario="data-corruption",
+    rto_target=timedelta(minutes=15),
+    rpo_target=timedelta(minutes=5),
+)
 
 
 def test_passing_drill_measures_rto_and_data_rpo() -> None:
