@@ -370,7 +370,7 @@ class _PartSink(io.RawIOBase):
             take = view[pos : pos + self._size - len(self._buf)]
             self._buf += take  # a copy: callers reuse their buffers
             pos += len(take)
-            if False:
+            if len(self._buf) >= self._size:
                 self._upload.upload_part(self.take())
         return total
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from drkit import signals
 from drkit.catalog import DrillRunRecord
@@ -25,7 +27,20 @@ from drkit.signing import ReportSigner, default_signing_key_path
 
 log = logging.getLogger("drkit.drill")
 
+LOG_EVERY_S = 30.0
 EXIT_FOR_STATUS = {"passed": ExitStatus.OK, "targets_missed": ExitStatus.TARGETS_MISSED, "failed": ExitStatus.FAILED}
+
+
+class _SinceIncident(ProgressColumn):
+    """Live "time since the incident / RTO budget": the number an incident commander watches."""
+
+    def __init__(self, view: _ProgressView) -> None:
+        super().__init__()
+        self.view = view
+
+    def render(self, task: Task) -> Text:
+        since = (self.view.ctx.clock.now() - self.view.incident_at).total_seconds()
+        return Text(f"{format_duration(since)} since incident, RTO budget {self.view.budget}", style="dim")
 
 
 class _ProgressView:
@@ -38,6 +53,9 @@ class _ProgressView:
         self.live = ctx.console.is_terminal
         self.progress: Progress | None = None
         self.task: Any = None
+        self.current: str | None = None
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __enter__(self) -> _ProgressView:
         if self.live:
@@ -45,24 +63,38 @@ class _ProgressView:
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
                 TimeElapsedColumn(),
-                TextColumn(f"[dim]RTO budget {self.budget}, since incident:[/] {{task.fields[since]}}"),
+                _SinceIncident(self),
                 console=self.ctx.console,
                 transient=True,
             )
             self.progress.start()
+        else:
+            self._ticker = threading.Thread(target=self._tick, name="drkit-progress", daemon=True)
+            self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
         if self.progress is not None:
             self.progress.stop()
 
+    def _tick(self) -> None:
+        """Without a terminal: a plain line every LOG_EVERY_S while a step runs, so logs show progress."""
+        while not self._stop.wait(LOG_EVERY_S):
+            if self.current:
+                since = format_duration((self.ctx.clock.now() - self.incident_at).total_seconds())
+                log.info(
+                    "drill step %s: still running (%s since incident, RTO budget %s)", self.current, since, self.budget
+                )
+
     def event(self, step: str, status: str, detail: str) -> None:
         since = format_duration((self.ctx.clock.now() - self.incident_at).total_seconds())
+        self.current = step if status == "started" else None
         if status == "started":
             if self.progress is not None:
                 if self.task is not None:
                     self.progress.remove_task(self.task)
-                self.task = self.progress.add_task(step, since=since)
+                self.task = self.progress.add_task(step)
             else:
                 log.info("drill step %s: started (%s since incident, RTO budget %s)", step, since, self.budget)
             return

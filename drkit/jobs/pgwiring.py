@@ -67,9 +67,11 @@ def open_store(cfg: Config, res: PgResource) -> BackupStore:
     if scheme == "file":
         return FileStore(cfg.resolve_path(rest))
     from drkit.aws.s3store import S3Store  # the embedded default works without AWS
+    from drkit.aws.session import SessionFactory
 
     bucket, _, prefix = rest.partition("/")
-    return S3Store.from_environment(bucket, prefix)
+    client = SessionFactory.from_schedule(cfg.schedule(res.schedule)).client("s3")
+    return S3Store(client, bucket, prefix)
 
 
 def key_wrapper(ctx: Context, res: PgResource, *, create: bool) -> KeyWrapper:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -22,6 +23,7 @@ from moto.s3.models import s3_backends
 
 from drkit.aws.s3store import IAM_ACTIONS, MIN_PART_SIZE, S3Store
 from drkit.aws.session import SessionFactory
+from drkit.crypto import DecryptReader, EncryptWriter, LocalKeyFile
 from drkit.errors import StoreError, UsageError
 from drkit.store import BackupStore
 from tests.aws.conftest import REGION, fake_aws_environment
@@ -180,6 +182,19 @@ def test_parts_go_up_while_writing_and_never_exceed_the_part_size(
     assert sizes == [MIN_PART_SIZE, MIN_PART_SIZE, 1 * MiB]
     with store.open("big") as fh:
         assert fh.read() == data
+
+
+def test_drkit_encrypted_stream_round_trips_through_s3(store: S3Store, tmp_path: Path) -> None:
+    """The pipeline's use: EncryptWriter into the writer's sink, DecryptReader over open()."""
+    key = LocalKeyFile(tmp_path / "backup.key", create=True)
+    data = os.urandom(6 * MiB + 11)
+    with store.writer("app/x.dump.enc") as sink:
+        enc = EncryptWriter(sink, key, chunk_size=MiB)
+        for start in range(0, len(data), 300_000):
+            enc.write(data[start : start + 300_000])
+        enc.close()
+    with store.open("app/x.dump.enc") as raw, DecryptReader(raw, key) as plain:
+        assert plain.read() == data
 
 
 @pytest.mark.parametrize("size", [10, 7 * MiB], ids=["small", "multipart"])
