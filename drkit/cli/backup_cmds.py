@@ -30,7 +30,23 @@ def backup_run(ctx: click.Context, schedule: str, only: str | None, dry_run: boo
     from drkit.jobs.backup import run_backup
 
     context = context_of(ctx)
-    outcomes = run_backup(context, schedule, only=only, dry_run=dry_run)
+    sched = context.config().schedule(schedule)
+    pg_names = {r.name for r in sched.postgres}
+    outcomes = run_backup(context, schedule, only=only, dry_run=dry_run) if only is None or only in pg_names else []
+    rds_failed = False
+    if sched.rds and (only is None or only not in pg_names):
+        from drkit.jobs.rds_backup import run_rds_backups
+
+        rds = run_rds_backups(context, schedule, only=only, dry_run=dry_run)
+        for o in rds.outcomes:
+            context.say(f"{o.resource} ({o.kind}): {o.action} {o.snapshot_id} in {o.region}")
+        for line in rds.warnings:
+            context.say(f"[yellow]warning[/] {line}")
+        for line in rds.errors:
+            context.say(f"[red]FAILED[/] {line}")
+        for sid in rds.deleted:
+            context.say(f"pruned {sid}")
+        rds_failed = bool(rds.errors)
     if output == "json":
         click.echo(
             json.dumps(
@@ -56,7 +72,7 @@ def backup_run(ctx: click.Context, schedule: str, only: str | None, dry_run: boo
             )
         else:
             context.say(f"[red]FAILED[/] {o.resource}: {o.error}")
-    if any(o.error for o in outcomes):
+    if any(o.error for o in outcomes) or rds_failed:
         ctx.exit(int(ExitStatus.FAILED))
 
 
@@ -69,24 +85,24 @@ def backup_list(ctx: click.Context, resource: str | None, region: str | None, ou
     """Recovery points with age, kind, encryption and size (newest first)."""
     from drkit.jobs.backup import list_points
 
-    rows = list_points(context_of(ctx), resource=resource)
+    context = context_of(ctx)
+    rows = list_points(context, resource=resource)
+    if any(s.rds for s in context.config().schedules.values()):
+        from drkit.jobs.rds_plan import rds_points
+
+        rows = sorted(rows + rds_points(context, resource=resource), key=lambda r: r["created_at"] or "",
+                      reverse=True)
     if region:
         rows = [r for r in rows if r["region"] == region]
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("ID", "RESOURCE", "KIND", "AGE", "SIZE", "KEY", "STATUS", box=None)
+    table = Table("ID", "RESOURCE", "KIND", "AGE", "SIZE", "KEY", "STATUS", "REGION", box=None)
     for r in rows:
-        table.add_row(
-            r["id"],
-            r["resource"],
-            r["kind"],
-            format_duration(r["age_s"]),
-            f"{r['size_bytes'] / 1e6:.1f} MB",
-            r["key_id"],
-            r["status"],
-        )
-    context_of(ctx).out.print(table) if rows else click.echo("no recovery points", err=True)
+        age = "-" if r["age_s"] is None else format_duration(r["age_s"])
+        table.add_row(r["id"], r["resource"], r["kind"], age, f"{(r['size_bytes'] or 0) / 1e6:.1f} MB",
+                      r["key_id"] or "-", r["status"], r["region"] or "local")
+    context.out.print(table) if rows else click.echo("no recovery points", err=True)
 
 
 @cli.command()
@@ -101,41 +117,43 @@ def prune(ctx: click.Context, schedule: str, only: str | None, apply: bool, yes:
     from drkit.jobs.prune import apply_prune, plan_prune
 
     context = context_of(ctx)
-    items = plan_prune(context, schedule, only=only)
-    expired = [i for i in items if not i.keep]
+    sched = context.config().schedule(schedule)
+    pg_names = {r.name for r in sched.postgres}
+    items = plan_prune(context, schedule, only=only) if only is None or only in pg_names else []
+    rows = [{"id": i.manifest.id, "resource": i.resource, "region": None, "kind": "dump",
+             "created_at": i.manifest.created_at.isoformat(), "keep": i.keep, "reasons": list(i.reasons)}
+            for i in items]
+    rds_items: list = []
+    if sched.rds and (only is None or only not in pg_names):
+        from drkit.jobs.rds_prune import plan_rds_prune
+
+        rds_items, warnings = plan_rds_prune(context, schedule, only=only)
+        for line in warnings:
+            context.say(f"[yellow]warning[/] {line}")
+        rows += [{"id": i.snapshot.id, "resource": i.resource, "region": i.region, "kind": i.kind,
+                  "created_at": i.snapshot.created_at.isoformat(), "keep": i.keep, "reasons": list(i.reasons)}
+                 for i in rds_items]
+    expired = [r for r in rows if not r["keep"]]
     if output == "json":
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": i.manifest.id,
-                        "resource": i.resource,
-                        "created_at": i.manifest.created_at.isoformat(),
-                        "keep": i.keep,
-                        "reasons": list(i.reasons),
-                    }
-                    for i in items
-                ],
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(rows, indent=2))
     else:
-        table = Table("ID", "RESOURCE", "DECISION", "WHY", box=None)
-        for i in items:
-            table.add_row(
-                i.manifest.id,
-                i.resource,
-                "keep" if i.keep else "[red]delete[/]",
-                ", ".join(i.reasons) or "no rule keeps it",
-            )
+        table = Table("ID", "RESOURCE", "REGION", "DECISION", "WHY", box=None)
+        for r in rows:
+            table.add_row(r["id"], r["resource"], r["region"] or "local", "keep" if r["keep"] else "[red]delete[/]",
+                          ", ".join(r["reasons"]) or "no rule keeps it")
         context.out.print(table)
     if not apply:
-        context.say(f"{len(expired)} of {len(items)} backup(s) would be deleted; run with --apply to delete them")
+        context.say(f"{len(expired)} of {len(rows)} recovery point(s) would be deleted; "
+                    "run with --apply to delete them")
         return
     if expired and not yes and sys.stdin.isatty():
-        click.confirm(f"delete {len(expired)} backup(s)?", abort=True, err=True)
-    deleted = apply_prune(context, schedule, items)
-    context.say(f"deleted {len(deleted)} backup(s); kept {len(items) - len(deleted)}")
+        click.confirm(f"delete {len(expired)} recovery point(s)?", abort=True, err=True)
+    deleted = len(apply_prune(context, schedule, items))
+    if rds_items:
+        from drkit.jobs.rds_prune import apply_rds_prune
+
+        deleted += len(apply_rds_prune(context, schedule, rds_items))
+    context.say(f"deleted {deleted} recovery point(s); kept {len(rows) - deleted}")
 
 
 @cli.command()

@@ -64,8 +64,9 @@ def drill_run(
         incident_at=parse_time(incident_at, "--incident-at"),
         jobs=jobs,
     )
-    if output == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
+    if output == "json":  # the signed report as written, so a pipeline can keep or verify it
+        signed = paths.get("json")
+        click.echo(signed.read_text() if signed else json.dumps(report.to_dict(), indent=2))
     for line in summary_lines(report, paths):
         context.say(line)
     if error is not None and not isinstance(error, DrkitError | KeyboardInterrupt):

@@ -46,12 +46,9 @@ def recovery_point_record(res: PgResource, store_uri: str, m: BackupManifest) ->
 
 def run_backup(ctx: Context, schedule: str, *, only: str | None = None, dry_run: bool = False) -> list[BackupOutcome]:
     cfg = ctx.config()
-    sched = cfg.schedule(schedule)
     resources = [r for r in iter_pg_resources(cfg, schedule) if only is None or r.name == only]
     if only is not None and not resources:
         raise UsageError(f"schedule {schedule} has no postgres resource named {only!r}")
-    if getattr(sched, "rds", None) and only is None:
-        ctx.say(f"note: schedule {schedule} also lists RDS resources; this drkit backs up its postgres resources only")
     if dry_run:
         for res in resources:
             ctx.say(f"would back up {res.name} into {res.spec.store}")

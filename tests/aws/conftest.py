@@ -73,3 +73,8 @@ def moto_aws() -> Iterator[None]:
 def factory(moto_aws: None) -> SessionFactory:
     """drkit's session factory, talking to moto in us-east-1."""
     return SessionFactory(region=REGION)
+
+
+# `guarded(role)`: a SessionFactory whose clients refuse AWS calls not declared in
+# drkit.aws.permissions (see tests/aws/declared.py).
+from tests.aws.declared import guarded  # noqa: E402, F401

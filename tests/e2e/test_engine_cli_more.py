@@ -40,7 +40,8 @@ def test_heartbeat_gives_a_data_level_rpo_without_a_freshness_check(drkit_env: E
 def test_the_catalog_can_live_in_postgresql(drkit_env: Env, fresh_db: str) -> None:
     env = drkit_env
     params = psycopg.conninfo.conninfo_to_dict(fresh_db)
-    url = f"postgresql://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{params['dbname']}"
+    user, host, port = params.get("user", "postgres"), params.get("host", "127.0.0.1"), params.get("port", 5432)
+    url = f"postgresql://{user}@{host}:{port}/{params['dbname']}"
     env.vars = {**env.vars, "DRKIT_CATALOG": url}
     env.run("backup", "run", "local", check=True)
     env.run("drill", "run", "t", check=True)
