@@ -14,17 +14,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from drkit.catalog.connect import WRITE_OPTION, mask
 from drkit.errors import DrkitError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # drkit's own version table, so a catalog can share a database with an application that
@@ -39,6 +39,8 @@ MIGRATION_LOCK_TIMEOUT = "120s"
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An in-memory alembic Config pointing at the packaged migrations."""
+    from alembic.config import Config
+
     cfg = Config()
     # configparser interpolation: a literal % in the install path must be doubled.
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -50,6 +52,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """The newest revision this drkit knows."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise DrkitError(f"drkit's catalog migrations are missing from {MIGRATIONS_DIR}; reinstall drkit")
@@ -58,12 +62,35 @@ def head_revision() -> str:
 
 def current_revisions(connection: Connection) -> tuple[str, ...]:
     """The revisions a catalog is stamped with (empty for a new database)."""
+    from alembic.runtime.migration import MigrationContext
+
     ctx = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return tuple(ctx.get_current_heads())
 
 
+def newest_packaged_revision() -> str | None:
+    """The highest-numbered migration file's revision (files are named NNNN_*.py with revision "NNNN")."""
+    numbers = [p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")]
+    return max(numbers) if numbers else None
+
+
+def _already_at_head(engine: Engine) -> bool:
+    """A cheap read that lets every command after the first skip alembic entirely (its import
+    alone costs a noticeable part of a second on each CLI call)."""
+    head = newest_packaged_revision()
+    with engine.connect() as conn:
+        if head is None or not inspect(conn).has_table(VERSION_TABLE):
+            return False
+        rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    return list(rows) == [head]
+
+
 def upgrade(engine: Engine) -> None:
     """Upgrade the catalog behind `engine` to head, or refuse a newer one; see the module docstring."""
+    if _already_at_head(engine):
+        return
+    from alembic import command
+
     with engine.connect() as conn:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
@@ -86,6 +113,8 @@ def upgrade(engine: Engine) -> None:
 
 
 def _refuse_unknown(cfg: Config, conn: Connection, engine: Engine) -> None:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(cfg)
     known = {rev.revision for rev in script.walk_revisions()}
     unknown = [rev for rev in current_revisions(conn) if rev not in known]
@@ -102,6 +131,8 @@ def new_revision(message: str, url: str) -> Path:
     `url` must be a catalog at the current head (open it with drkit first); the diff
     between it and the models becomes the new migration file, which you then review.
     """
+    from alembic import command
+
     from drkit.catalog.connect import create_catalog_engine, normalize_url
 
     engine = create_catalog_engine(normalize_url(url))

@@ -20,8 +20,10 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,36 +228,51 @@ class RestoreStats:
     restore_s: float
 
 
+class Cancelled(DrkitError):
+    """A background spool was told to stop (the drill is tearing down)."""
+
+
+def spool_verified(
+    manifest: BackupManifest, store: BackupStore, resolve: WrapperResolver, out_path: Path,
+    cancel: threading.Event | None = None,
+) -> int:
+    """Decrypt + decompress a backup into `out_path` (created 0600); returns its size. Raises
+    IntegrityError unless every chunk authenticated and the stored object's sha256 matches the
+    manifest, so whoever reads `out_path` after a normal return reads an authentic archive."""
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with store.open(manifest.data_name) as raw, os.fdopen(fd, "wb", buffering=0) as out:
+        hashing = _HashingReader(raw)
+        reader = DecryptReader(hashing, resolve)  # type: ignore[arg-type]
+        dctx = zstandard.ZstdDecompressor()
+        written = 0
+        try:
+            with dctx.stream_reader(cast(IO[bytes], reader), read_size=CHUNK, closefd=False) as plain:
+                while chunk := plain.read(4 * CHUNK):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled(f"decrypting {manifest.id} was cancelled")
+                    out.write(chunk)
+                    written += len(chunk)
+            # The last chunk's authentication is what proves nothing was cut off: read to EOF.
+            if reader.read(1) != b"":
+                raise IntegrityError(f"backup {manifest.id} has data after its compressed stream; it was changed")
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"backup {manifest.id} does not decompress ({exc}); it is damaged") from exc
+        if hashing.sha256.hexdigest() != manifest.sha256:
+            raise IntegrityError(
+                f"backup {manifest.id}: stored object's sha256 does not match its manifest; it was changed"
+            )
+    return written
+
+
 @contextlib.contextmanager
 def verified_archive(
     manifest: BackupManifest, store: BackupStore, resolve: WrapperResolver, spool_dir: Path
 ) -> Iterator[tuple[Path, int]]:
-    """Decrypt + decompress a backup into a private spool file; yields it only once every
-    chunk has authenticated and the stored object's sha256 matches the manifest."""
+    """`spool_verified` into a private temporary file, removed when the block ends."""
     spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, spool = tempfile.mkstemp(prefix=f"{manifest.id}-", suffix=".dump", dir=spool_dir)
-    path = Path(spool)
+    path = spool_dir / f"{manifest.id}-{secrets.token_hex(4)}.dump"
     try:
-        with store.open(manifest.data_name) as raw, os.fdopen(fd, "wb", buffering=0) as out:
-            hashing = _HashingReader(raw)
-            reader = DecryptReader(hashing, resolve)  # type: ignore[arg-type]
-            dctx = zstandard.ZstdDecompressor()
-            try:
-                with dctx.stream_reader(cast(IO[bytes], reader), read_size=CHUNK, closefd=False) as plain:
-                    written = 0
-                    while chunk := plain.read(4 * CHUNK):
-                        out.write(chunk)
-                        written += len(chunk)
-                # The last chunk's authentication is what proves nothing was cut off: read to EOF.
-                if reader.read(1) != b"":
-                    raise IntegrityError(f"backup {manifest.id} has data after its compressed stream; it was changed")
-            except zstandard.ZstdError as exc:
-                raise IntegrityError(f"backup {manifest.id} does not decompress ({exc}); it is damaged") from exc
-            if hashing.sha256.hexdigest() != manifest.sha256:
-                raise IntegrityError(
-                    f"backup {manifest.id}: stored object's sha256 does not match its manifest; it was changed"
-                )
-        yield path, written
+        yield path, spool_verified(manifest, store, resolve, path)
     finally:
         with contextlib.suppress(OSError):
             path.unlink()
