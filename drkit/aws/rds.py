@@ -99,10 +99,10 @@ class RdsApi:
         if not region:
             raise UsageError("RDS needs a region: set aws.region in the schedule")
         self.region = region
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = SystemClock() if clock is None else clock
         # The boto3 client (public so tests can hook botocore events on exactly this client).
         self.client: Any = factory.client("rds", region=region)
-        self._retry = Retrier(sleep or time.sleep, attempts=retry_attempts, base_s=retry_base_s)
+        self._retry = Retrier(time.sleep if sleep is None else sleep, attempts=retry_attempts, base_s=retry_base_s)
 
     def __repr__(self) -> str:
         return f"RdsApi(region={self.region!r})"
@@ -297,7 +297,7 @@ class RdsApi:
             raise ValueError(f"poll_s must be positive, not {poll_s}")
         o = ops(snap.kind)
         # The first look is immediate; n looks sleep n-1 times: stay within the budget.
-        attempts = max(0, math.floor(max(timeout_s, 0.0) / poll_s)) + 1
+        attempts = math.floor(max(timeout_s, 0.0) / poll_s + 1e-9) + 1  # 1e-9: 0.3 / 0.05 is 5.999...
         started = self.clock.monotonic()
         try:
             self.client.get_waiter(o.waiter).wait(

@@ -11,7 +11,7 @@ from drkit.catalog.store import Catalog
 
 # Registers the scheduler's alert_incidents table (migration 0002) on the models' metadata, so
 # alembic and the schema test see it wherever the catalog is imported.
-from drkit.catalog import alerts as _alerts  # noqa: E402,F401  isort: skip
+from drkit.catalog import alerts as _alerts  # noqa: F401  isort: skip
 
 __all__ = [
     "AuditEventRecord",

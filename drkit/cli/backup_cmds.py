@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import click
 from rich.table import Table
@@ -38,8 +39,8 @@ def backup_run(ctx: click.Context, schedule: str, only: str | None, dry_run: boo
         from drkit.jobs.rds_backup import run_rds_backups
 
         rds = run_rds_backups(context, schedule, only=only, dry_run=dry_run)
-        for o in rds.outcomes:
-            context.say(f"{o.resource} ({o.kind}): {o.action} {o.snapshot_id} in {o.region}")
+        for r in rds.outcomes:
+            context.say(f"{r.resource} ({r.kind}): {r.action} {r.snapshot_id} in {r.region}")
         for line in rds.warnings:
             context.say(f"[yellow]warning[/] {line}")
         for line in rds.errors:
@@ -120,10 +121,10 @@ def prune(ctx: click.Context, schedule: str, only: str | None, apply: bool, yes:
     sched = context.config().schedule(schedule)
     pg_names = {r.name for r in sched.postgres}
     items = plan_prune(context, schedule, only=only) if only is None or only in pg_names else []
-    rows = [{"id": i.manifest.id, "resource": i.resource, "region": None, "kind": "dump",
+    rows: list[dict[str, Any]] = [{"id": i.manifest.id, "resource": i.resource, "region": None, "kind": "dump",
              "created_at": i.manifest.created_at.isoformat(), "keep": i.keep, "reasons": list(i.reasons)}
             for i in items]
-    rds_items: list = []
+    rds_items: list[Any] = []
     if sched.rds and (only is None or only not in pg_names):
         from drkit.jobs.rds_prune import plan_rds_prune
 

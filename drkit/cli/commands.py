@@ -1,13 +1,27 @@
 """Importing this module registers every command on the `drkit` group."""
 
-import importlib
+from drkit.cli import (
+    backup_cmds,
+    config_cmds,
+    demo_cmd,
+    drill_cmds,
+    iam_cmd,
+    plan_cmd,
+    posture_cmd,
+    report_cmds,
+    restore_cmds,
+    scheduler_cmd,
+)
 
-MODULES = ("backup_cmds", "config_cmds", "demo_cmd", "drill_cmds", "plan_cmd", "report_cmds", "restore_cmds",
-           "posture_cmd", "scheduler_cmd", "iam_cmd")
-
-for _name in MODULES:
-    try:
-        importlib.import_module(f"drkit.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a command whose module is not in this build yet
-        if exc.name != f"drkit.cli.{_name}":
-            raise
+__all__ = [
+    "backup_cmds",
+    "config_cmds",
+    "demo_cmd",
+    "drill_cmds",
+    "iam_cmd",
+    "plan_cmd",
+    "posture_cmd",
+    "report_cmds",
+    "restore_cmds",
+    "scheduler_cmd",
+]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drkit.catalog import RecoveryPointRecord
-from drkit.errors import DrkitError, UsageError
+from drkit.errors import DrkitError, Interrupted, UsageError
 from drkit.jobs.context import Context
 from drkit.jobs.pgwiring import PgResource, iter_pg_resources, key_wrapper, open_store, source_dsn
 from drkit.pg.engine import backup_database, list_backups
@@ -72,6 +72,9 @@ def run_backup(ctx: Context, schedule: str, *, only: str | None = None, dry_run:
                 tools=tools,
                 clock=ctx.clock,
             )
+        except Interrupted:
+            catalog.finish_job(job, "interrupted", "interrupted")
+            raise
         except DrkitError as exc:
             catalog.finish_job(job, "failed", str(exc))
             log.error("backup of %s failed: %s", res.name, exc)

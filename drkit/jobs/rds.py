@@ -123,6 +123,7 @@ def snapshot_resource(ctx: Context, schedule: str, resource: str, *, at: datetim
     it is available, record it. Raises when the instance cannot be snapshotted."""
     sched = ctx.config().schedule(schedule)
     res = rds_resource(ctx, schedule, resource)
+    assert sched.aws is not None  # rds_resource checked it
     if res.snapshots is None:
         raise UsageError(f"rds resource {resource} has no snapshots: section")
     region = str(sched.aws.region)
@@ -154,6 +155,7 @@ def copy_resource(ctx: Context, schedule: str, resource: str, *, at: datetime | 
 
     sched = ctx.config().schedule(schedule)
     res = rds_resource(ctx, schedule, resource)
+    assert sched.aws is not None  # rds_resource checked it
     if res.copies is None:
         raise UsageError(f"rds resource {resource} has no copies: section")
     src_region, dst_region = str(sched.aws.region), str(res.copies.region)

@@ -22,6 +22,7 @@ Kinds (the `job` column of the catalog's job_runs):
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from drkit.config import Config
     from drkit.jobs.context import Context
 
+log = logging.getLogger("drkit.scheduler")
 KINDS = ("pg-backup", "heartbeat", "rds-snapshot", "rds-copy", "s3-verify", "drill")
 HEARTBEAT_CRON = "* * * * *"
 # Drill files carry no timezone: their cron runs in UTC (CONTRACT.md: the file's zone, default UTC).
@@ -128,6 +130,22 @@ def _drill(ctx: Context, spec: JobSpec) -> None:
         raise DrkitError(f"drill {spec.resource}: {report.status} (see its report)")
 
 
+def _rds(kind: str) -> Callable[[Context, JobSpec], None]:
+    """Snapshot or copy one RDS resource, then apply its retention (after a good run only)."""
+
+    def run(ctx: Context, spec: JobSpec) -> None:
+        from drkit.jobs.rds import copy_resource, snapshot_resource
+        from drkit.jobs.rds_prune import prune_resource
+
+        do = snapshot_resource if kind == "snapshot" else copy_resource
+        outcome = do(ctx, spec.schedule, _resource(spec))
+        for warning in outcome.warnings:
+            log.warning("%s", warning)
+        prune_resource(ctx, spec.schedule, _resource(spec))
+
+    return run
+
+
 def _later(module: str, function: str) -> Callable[[Context, JobSpec], None]:
     """A kind implemented in a module that may not be in this build: imported when it runs."""
 
@@ -145,7 +163,7 @@ _DISPATCH: dict[str, Callable[[Context, JobSpec], None]] = {
     "pg-backup": _pg_backup,
     "heartbeat": _heartbeat,
     "drill": _drill,
-    "rds-snapshot": _later("drkit.jobs.rds", "snapshot_resource"),
-    "rds-copy": _later("drkit.jobs.rds", "copy_resource"),
+    "rds-snapshot": _rds("snapshot"),
+    "rds-copy": _rds("copy"),
     "s3-verify": _later("drkit.jobs.s3", "verify_bucket"),
 }

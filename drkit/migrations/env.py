@@ -28,8 +28,17 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Tables other software manages in the same database: autogenerate must not propose dropping them.
+FOREIGN_TABLES = frozenset({"drkit_apscheduler_jobs"})
+
+
+def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
+
 def _configure_kwargs() -> dict[str, Any]:
     return {
+        "include_object": _include_object,
         "target_metadata": target_metadata,
         "version_table": config.attributes.get("version_table", VERSION_TABLE),
         # SQLite cannot ALTER most things: batch mode rebuilds the table instead.

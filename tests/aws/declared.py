@@ -18,10 +18,18 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.loaders import Loader, create_loader
 
 from drkit.aws.permissions import Operation, install_guard
 from drkit.aws.session import SessionFactory
+
+# botocore parses its JSON service models afresh for every new session (about a second for
+# rds, s3, kms, sts and sns together); the models never change, so the guarded factories share
+# one loader, as every client of boto3's default session does. Tests only: drkit itself keeps
+# no process-wide caches.
+_LOADER: Loader = create_loader()
 
 
 class GuardedSessionFactory(SessionFactory):
@@ -38,6 +46,12 @@ class GuardedSessionFactory(SessionFactory):
         self.calls: list[Operation] = []
         self.undeclared: list[str] = []
         self._calls_lock = threading.Lock()
+
+    def session(self) -> boto3.Session:
+        session = super().session()
+        # Before any client exists (clients load models lazily, from this component).
+        session._session.register_component("data_loader", _LOADER)
+        return session
 
     def client(self, service: str, region: str | None = None) -> Any:
         client = super().client(service, region)
