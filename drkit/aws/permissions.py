@@ -17,6 +17,7 @@ The roles:
 - scheduler: the nightly and weekly work (`drkit scheduler run`, `backup run`, `prune`, `plan`,
   `backup list`, `posture`): snapshots, cross-region copies, tags, prune; the PostgreSQL engine's
   backups in an S3 store with KMS data keys; SNS notifications; STS AssumeRole for `aws.role_arn`.
+  `posture --with-aws` reads RDS settings and the buckets' versioning and replication.
   A scheduler that also runs drills (a drill with `schedule:`) needs the drill policy as well
   (`--for all`, or attach both).
 - drill: `drkit drill run` and `drill cleanup`: find the recovery point, restore it into an
@@ -26,6 +27,12 @@ The roles:
   call them): restore a snapshot or a point in time into a named target in the existing network.
   Deliberately no EC2 at all, no DeleteDBInstance and no subnet-group changes: during an incident
   drkit creates the new database and never removes anything; tearing down is a human decision.
+- s3-setup: `drkit s3 replicate`, run once by an administrator per bucket: versioning, the replica
+  bucket (create, Block Public Access, default SSE-KMS), the replication IAM role and its inline
+  policy (IAM writes and iam:PassRole, which no other role has), the replication rule, and the
+  backfill (S3 Batch Replication through s3control, or server-side copies). Narrow IAM to
+  "arn:aws:iam::*:role/drkit-s3-replication-*" and PassRole with "iam:PassedToService":
+  "s3.amazonaws.com" / "batchoperations.s3.amazonaws.com".
 
 What a user may tighten (the printed policy uses Resource "*" so that it works for every
 configuration; `drkit iam-policy` knows no bucket or account):
@@ -108,8 +115,36 @@ _operations: dict[Operation, tuple[str, ...]] = {
     ("s3", "DeleteObject"): ("s3:DeleteObject",),
     ("s3", "AbortMultipartUpload"): ("s3:AbortMultipartUpload",),
     ("s3", "ListMultipartUploads"): ("s3:ListBucketMultipartUploads",),
+    # S3 point-in-time restore (aws/s3versions.py). A call naming a VersionId is authorised as
+    # s3:GetObjectVersion (HeadObject's own entry above says s3:GetObject: the restore gets
+    # GetObjectVersion through CopyObject's); a copy keeps the source's tags (tagging actions)
+    # and its SSE-KMS (S3 decrypts the source and asks KMS for the copy's data key). Delete
+    # markers need s3:DeleteObject only; nothing here needs s3:DeleteObjectVersion.
+    ("s3", "ListObjectVersions"): ("s3:ListBucketVersions",),
+    ("s3", "GetBucketVersioning"): ("s3:GetBucketVersioning",),
+    ("s3", "GetBucketLocation"): ("s3:GetBucketLocation",),
+    ("s3", "GetBucketReplication"): ("s3:GetReplicationConfiguration",),
+    ("s3", "CopyObject"): (
+        "s3:PutObject", "s3:GetObjectVersion", "s3:GetObjectVersionTagging", "s3:PutObjectTagging",
+        "kms:Decrypt", "kms:GenerateDataKey",
+    ),
+    ("s3", "UploadPartCopy"): ("s3:PutObject", "s3:GetObjectVersion", "kms:Decrypt", "kms:GenerateDataKey"),
     ("sns", "Publish"): ("sns:Publish",),
     **_same("ec2", _EC2_ISOLATION),
+    # `drkit s3 replicate` (aws/s3repl.py). PutBucketReplication hands S3 the replication role
+    # (iam:PassRole); S3 Batch Operations (s3control) are authorised as s3:* actions, and
+    # CreateJob passes its role too. Encrypting with a KMS key by default needs no KMS action
+    # of the caller; the copies do (CopyObject's entry above).
+    ("s3", "CreateBucket"): ("s3:CreateBucket",),
+    ("s3", "PutBucketVersioning"): ("s3:PutBucketVersioning",),
+    ("s3", "GetBucketEncryption"): ("s3:GetEncryptionConfiguration",),
+    ("s3", "PutBucketEncryption"): ("s3:PutEncryptionConfiguration",),
+    ("s3", "GetPublicAccessBlock"): ("s3:GetBucketPublicAccessBlock",),
+    ("s3", "PutPublicAccessBlock"): ("s3:PutBucketPublicAccessBlock",),
+    ("s3", "PutBucketReplication"): ("s3:PutReplicationConfiguration", "iam:PassRole"),
+    ("s3control", "ListJobs"): ("s3:ListJobs",),
+    ("s3control", "CreateJob"): ("s3:CreateJob", "iam:PassRole"),
+    **_same("iam", ("GetRole", "CreateRole", "UpdateAssumeRolePolicy", "GetRolePolicy", "PutRolePolicy")),
 }
 
 # Never mutated: a test that wants an undeclared operation must not be able to add it at runtime.
@@ -134,6 +169,23 @@ _S3_STORE_WRITE = _ops(
 )
 _S3_STORE_READ = _ops("s3", ("GetObject", "HeadObject", "ListObjectsV2"))
 _STS = _ops("sts", ("AssumeRole", "GetCallerIdentity"))
+# `drkit s3 restore` (incident restores): copies of old versions on top, delete markers.
+_S3_RESTORE = _ops(
+    "s3",
+    (
+        "GetBucketLocation",
+        "GetBucketVersioning",
+        "GetBucketReplication",
+        "ListObjectVersions",
+        "HeadObject",
+        "CopyObject",
+        "DeleteObject",
+        "CreateMultipartUpload",
+        "UploadPartCopy",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+    ),
+)
 _RESTORE = _ops(
     "rds",
     ("RestoreDBInstanceFromDBSnapshot", "RestoreDBInstanceToPointInTime", "ModifyDBInstance", "AddTagsToResource"),
@@ -158,6 +210,7 @@ ROLES: Mapping[str, frozenset[Operation]] = MappingProxyType(
         | _S3_STORE_WRITE
         | _S3_STORE_READ
         | _ops("sns", ("Publish",))
+        | _ops("s3", ("GetBucketVersioning", "GetBucketReplication"))  # posture's facts
         | _STS,
         "drill": _ops("rds", _RDS_READ)
         | _RESTORE
@@ -171,6 +224,23 @@ ROLES: Mapping[str, frozenset[Operation]] = MappingProxyType(
         | _ops("rds", ("DescribeDBSubnetGroups",))
         | _ops("kms", ("DescribeKey", "CreateGrant", "Decrypt"))
         | _S3_STORE_READ
+        | _S3_RESTORE
+        | _STS,
+        # `drkit s3 replicate`: an administrator's one-off set-up, not a job the scheduler or an
+        # incident runbook does, so it has its own role: it creates buckets and an IAM role and
+        # hands that role to S3, which no other drkit role may do.
+        "s3-setup": _ops(
+            "s3",
+            (
+                "GetBucketLocation", "GetBucketVersioning", "PutBucketVersioning", "CreateBucket",
+                "GetBucketEncryption", "PutBucketEncryption", "GetPublicAccessBlock", "PutPublicAccessBlock",
+                "GetBucketReplication", "PutBucketReplication", "ListObjectsV2", "HeadObject", "CopyObject",
+                "CreateMultipartUpload", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload",
+            ),
+        )
+        | _ops("s3control", ("ListJobs", "CreateJob"))
+        | _ops("iam", ("GetRole", "CreateRole", "UpdateAssumeRolePolicy", "GetRolePolicy", "PutRolePolicy"))
+        | _ops("kms", ("DescribeKey",))
         | _STS,
     }
 )
@@ -192,7 +262,7 @@ def actions_for(role: str) -> list[str]:
     return sorted({action for op in operations_for(role) for action in OPERATIONS[op]})
 
 
-_SERVICE_SIDS = {"ec2": "Ec2", "kms": "Kms", "rds": "Rds", "s3": "S3", "sns": "Sns", "sts": "Sts"}
+_SERVICE_SIDS = {"ec2": "Ec2", "kms": "Kms", "rds": "Rds", "s3": "S3", "sns": "Sns", "sts": "Sts", "iam": "Iam"}
 
 
 def policy_document(role: str) -> dict[str, Any]:

@@ -10,6 +10,10 @@ from drkit.cli import (
     posture_cmd,
     report_cmds,
     restore_cmds,
+    s3_cmds,
+    s3_replicate_cmd,
+    s3_restore_cmd,
+    s3_verify_cmd,
     scheduler_cmd,
 )
 
@@ -23,5 +27,9 @@ __all__ = [
     "posture_cmd",
     "report_cmds",
     "restore_cmds",
+    "s3_cmds",
+    "s3_replicate_cmd",
+    "s3_restore_cmd",
+    "s3_verify_cmd",
     "scheduler_cmd",
 ]

@@ -12,8 +12,9 @@ from rich.table import Table
 
 from drkit.cli import cli, context_of, output_option
 from drkit.domain.durations import format_duration
-from drkit.domain.posture import PostureLine, targets_missed
+from drkit.domain.posture import Facts, PostureLine, targets_missed
 from drkit.errors import ExitStatus
+from drkit.jobs.context import Context
 
 
 def _d(value: timedelta) -> str:
@@ -71,18 +72,38 @@ def _rto_cell(line: PostureLine) -> str:
     return f"{shown} (estimate) vs {target}: {verdict}"
 
 
+def _gather(context: Context, schedule: str | None) -> dict[str, Facts]:
+    """Facts from AWS per schedule; each gap is a warning on stderr, never an error."""
+    from drkit.jobs.posture_facts import gather_facts
+
+    names = [schedule] if schedule is not None else sorted(context.config().schedules)
+    found: dict[str, Facts] = {}
+    for name in names:
+        found[name] = gathered = gather_facts(context, name)
+        for warning in gathered.warnings:
+            context.say(f"[yellow]warning[/]: {escape(warning)}")
+    return found
+
+
 @cli.command()
 @click.argument("schedule", required=False)
+@click.option(
+    "--with-aws",
+    is_flag=True,
+    help="read the settings only AWS knows (backup retention, Multi-AZ, cross-region backups, "
+    "S3 versioning, replication and RTC) with the schedule's AWS credentials (read-only).",
+)
 @output_option
 @click.pass_context
-def posture(ctx: click.Context, schedule: str | None, output: str) -> None:
+def posture(ctx: click.Context, schedule: str | None, with_aws: bool, output: str) -> None:
     """Worst-case RPO and estimated RTO per resource and failure scenario (instance loss,
     AZ loss, region loss, logical corruption) that SCHEDULE's configuration implies (every
     schedule when omitted), against its targets, with what would fix a miss.
 
     RPO comes from the configuration (cron gaps, copies, replication); RTO is an estimate
     band (restores grow with data size: measure them with `drkit drill run`). Settings that
-    only AWS knows (automated backups, Multi-AZ, cross-region backups) show as "unknown".
+    only AWS knows (automated backups, Multi-AZ, cross-region backups) show as "unknown"
+    unless --with-aws reads them; what cannot be read stays unknown, with a warning.
 
     JSON keys (-o json, a list): schedule, resource, engine, scenario, rpo_worst_s,
     rpo_target_s, rpo_met, rto_estimate_s [low, high], rto_target_s, rto_met, basis, fix;
@@ -95,7 +116,8 @@ def posture(ctx: click.Context, schedule: str | None, output: str) -> None:
     from drkit.jobs.posture import posture as run_posture
 
     context = context_of(ctx)
-    lines = run_posture(context, schedule, with_facts=False)
+    facts = _gather(context, schedule) if with_aws else None
+    lines = run_posture(context, schedule, with_facts=False, facts=facts)
     missed = targets_missed(lines)
     if output == "json":
         click.echo(json.dumps([as_json(line) for line in lines], indent=2))

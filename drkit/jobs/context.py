@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -37,6 +37,9 @@ class Context:
     out: Console = field(default_factory=lambda: _console(stderr=False))
     _config: Config | None = None
     _catalog: Catalog | None = None
+    # Per-run objects worth building once (AWS sessions and clients cost ~0.3 s each): the
+    # cache lives and dies with this Context, never process-wide.
+    cache: dict[Any, Any] = field(default_factory=dict)
 
     def config(self) -> Config:
         if self._config is None:

@@ -47,12 +47,13 @@ def plan(ctx: Context, schedule: str | None, at: datetime) -> tuple[list[Planned
             from drkit.jobs.rds_plan import rds_due
             from drkit.jobs.rds_prune import plan_rds_prune
 
-            for w in rds_due(ctx, name, at):
+            listings: dict[tuple[str, str], list[Any]] = {}
+            for w in rds_due(ctx, name, at, listings=listings):
                 if w.state == "done":
                     continue
                 verb = ("snapshot" if w.kind == "daily" else "copy") if w.state == "due" else "wait"
                 actions.append(PlannedAction(name, verb, w.resource, w.region, w.target_id, w.reason))
-            items, quota = plan_rds_prune(ctx, name)
+            items, quota = plan_rds_prune(ctx, name, listings=listings)
             warnings += quota
             for i in items:
                 if not i.keep:

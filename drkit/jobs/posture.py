@@ -8,6 +8,7 @@ AWS access)" where a fact would decide.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from drkit.config import Schedule
@@ -16,18 +17,21 @@ from drkit.jobs.context import Context
 
 __all__ = ["gather_facts", "posture"]
 
+log = logging.getLogger("drkit.posture")
+
 
 def gather_facts(ctx: Context, schedule: Schedule) -> Facts:
-    """Live AWS settings for `schedule`'s resources.
-
-    NOT YET WIRED TO AWS: returns facts that know nothing except when they were taken, so
-    every fact-dependent line stays "unknown". To fill: per rds resource describe_db_instances /
-    describe_db_clusters (BackupRetentionPeriod, MultiAZ, LatestRestorableTime) and
-    describe_db_instance_automated_backups in the DR region (cross-region replication); per s3
-    resource get_bucket_versioning, get_bucket_replication (rule present, RTC status) and the
-    lag `drkit s3 verify` measures.
+    """Live AWS settings for `schedule`'s resources (drkit.jobs.posture_facts): RDS backup
+    retention, Multi-AZ, latest restorable time, cross-region automated backups; S3 versioning,
+    replication and RTC. What cannot be read stays unknown; its warning is logged here (callers
+    that show warnings call posture_facts.gather_facts themselves, as `drkit posture --with-aws`).
     """
-    return Facts(observed_at=ctx.clock.now())
+    from drkit.jobs.posture_facts import gather_facts as gather
+
+    gathered = gather(ctx, schedule.name)
+    for warning in gathered.warnings:
+        log.warning("%s", warning)
+    return gathered
 
 
 def posture(

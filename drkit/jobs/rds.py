@@ -46,11 +46,24 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def _api(ctx: Context, schedule: str, region: str) -> Any:
-    from drkit.aws.rds import RdsApi
+def factory_for(ctx: Context, schedule: str) -> Any:
+    """One SessionFactory per schedule and run (its session is built once, lazily)."""
     from drkit.aws.session import SessionFactory
 
-    return RdsApi(SessionFactory.from_schedule(ctx.config().schedule(schedule)), region, clock=ctx.clock)
+    key = ("aws-factory", schedule)
+    if key not in ctx.cache:
+        ctx.cache[key] = SessionFactory.from_schedule(ctx.config().schedule(schedule))
+    return ctx.cache[key]
+
+
+def _api(ctx: Context, schedule: str, region: str) -> Any:
+    """The RdsApi of a schedule's account in `region`, built once per run."""
+    from drkit.aws.rds import RdsApi
+
+    key = ("rds-api", schedule, region)
+    if key not in ctx.cache:
+        ctx.cache[key] = RdsApi(factory_for(ctx, schedule), region, clock=ctx.clock)
+    return ctx.cache[key]
 
 
 def rds_resource(ctx: Context, schedule: str, resource: str) -> Any:
@@ -151,7 +164,6 @@ def copy_resource(ctx: Context, schedule: str, resource: str, *, at: datetime | 
                   limit_per_region: int = COPY_LIMIT_PER_REGION) -> Outcome:
     """Copy the newest drkit snapshot into the DR region, re-encrypted with the key there."""
     from drkit.aws.kmskeys import resolve_key
-    from drkit.aws.session import SessionFactory
 
     sched = ctx.config().schedule(schedule)
     res = rds_resource(ctx, schedule, resource)
@@ -173,7 +185,7 @@ def copy_resource(ctx: Context, schedule: str, resource: str, *, at: datetime | 
         else:
             _record(ctx, schedule, res, existing, COPY)
         return out
-    key = resolve_key(SessionFactory.from_schedule(sched), dst_region, str(res.copies.kms_key))
+    key = resolve_key(factory_for(ctx, schedule), dst_region, str(res.copies.kms_key))
     src = _api(ctx, schedule, src_region)
     sources = [s for s in src.snapshots(kind=kind) if is_managed(s, schedule, resource, DAILY)
                and s.status == "available" and s.created_at is not None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from drkit.errors import DrkitError
 from drkit.jobs.context import Context
@@ -28,7 +29,8 @@ def run_rds_backups(ctx: Context, schedule: str, *, only: str | None = None, dry
                     at: datetime | None = None) -> RdsRun:
     run = RdsRun()
     now = at or ctx.clock.now()
-    work = [w for w in rds_due(ctx, schedule, now) if only is None or w.resource == only]
+    listings: dict[tuple[str, str], list[Any]] = {}
+    work = [w for w in rds_due(ctx, schedule, now, listings=listings) if only is None or w.resource == only]
     # snapshots first: a copy due in the same run copies the snapshot just taken
     for w in sorted(work, key=lambda w: (w.kind != DAILY, w.resource)):
         if w.state != "due":
@@ -51,7 +53,9 @@ def run_rds_backups(ctx: Context, schedule: str, *, only: str | None = None, dry
         run.warnings += outcome.warnings
     if dry_run:
         return run
-    items, quota = plan_rds_prune(ctx, schedule, only=only)
+    if any(o.action in ("created", "in-progress") for o in run.outcomes):
+        listings.clear()  # this run changed what exists: prune decides on a fresh listing
+    items, quota = plan_rds_prune(ctx, schedule, only=only, listings=listings)
     run.warnings += quota
     run.deleted = [f"{i.region}:{i.snapshot.id}" for i in apply_rds_prune(ctx, schedule, items)]
     return run

@@ -12,7 +12,7 @@ from typing import Any
 
 from drkit.domain.schedule import last_slot, snapshot_id
 from drkit.jobs.context import Context
-from drkit.jobs.rds import COPY, DAILY, IN_FLIGHT, _api, kind_of
+from drkit.jobs.rds import COPY, DAILY, IN_FLIGHT, _api, is_managed, kind_of
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,14 @@ def rds_due(ctx: Context, schedule: str, at: datetime, *, listings: dict[tuple[s
     assert sched.aws is not None
     listings = {} if listings is None else listings
 
+    by_id: dict[tuple[str, str], dict[str, Any]] = {}
+
     def ids(region: str, kind: str) -> dict[str, Any]:
-        if (region, kind) not in listings:
-            listings[(region, kind)] = _api(ctx, schedule, region).snapshots(kind=kind)
-        return {s.id: s for s in listings[(region, kind)]}
+        if (region, kind) not in by_id:
+            if (region, kind) not in listings:
+                listings[(region, kind)] = _api(ctx, schedule, region).snapshots(kind=kind)
+            by_id[(region, kind)] = {s.id: s for s in listings[(region, kind)]}
+        return by_id[(region, kind)]
 
     out: list[DueWork] = []
     for res in sched.rds:
@@ -56,6 +60,10 @@ def rds_due(ctx: Context, schedule: str, at: datetime, *, listings: dict[tuple[s
                 state, reason = "due", f"{what}: slot {slot:%Y-%m-%d %H:%M} UTC has none"
             elif found.status in IN_FLIGHT:
                 state, reason = "in-progress", f"{what}: {target} is {found.status}"
+            elif tag_kind == DAILY and not is_managed(found, schedule, str(res.name), DAILY):
+                # Taken, but its tagging failed (e.g. AccessDenied): prune and copies ignore it until
+                # it is drkit's, so it is due again (snapshot_resource tags the existing snapshot).
+                state, reason = "due", f"{what}: {target} exists but is not tagged as drkit's yet"
             else:
                 state, reason = "done", f"{what}: {target} exists ({found.status})"
             out.append(DueWork(str(res.name), tag_kind, region, target, slot, state, reason))

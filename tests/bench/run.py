@@ -75,6 +75,7 @@ def main() -> int:
             results["pg"] = data
             print("\n" + table)
             status = pg_status or status
+        status = max(status, __import__("bench_fleet").run_into(results))  # RDS fleet (issue #3): calls, CPU
     except KeyboardInterrupt:
         status = 130
         results["error"] = "interrupted"

@@ -117,7 +117,7 @@ def test_backup_run_snapshots_tags_and_copies_with_the_dr_key(world: tuple[dict[
 def test_a_copy_without_a_usable_dr_key_is_refused_and_nothing_is_copied(
     world: tuple[dict[str, str], Path, str],
 ) -> None:
-    env, config, key_arn = world
+    env, config, _ = world
     client("kms", "us-west-2").delete_alias(AliasName="alias/drkit-dr")  # the DR key is gone
     proc = drkit(env, config, "backup", "run", "production", "--only", "orders")
     assert proc.returncode == 1
