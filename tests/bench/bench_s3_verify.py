@@ -10,7 +10,9 @@ What it does (issue 4, benchmarks):
 2. times, alternating, `rounds` times each: `drkit s3 verify assets -o json` (subprocess),
    `aws s3 sync --dryrun s3://src s3://dst --endpoint-url ...` (subprocess) and a bare
    paginated listing of the larger (source) bucket (boto3 paginator in a subprocess, so that it
-   pays the same interpreter start-up as the other two).
+   pays the same interpreter start-up as the other two), and, for information, both buckets
+   listed at once by two bare threads ("both": the floor for any comparison by listing here,
+   since one moto server answers both listings with one GIL).
 3. peak RSS of verify: the real command at `--objects`, and the same code path (prefetching
    threads, merge, tally) over synthetic listings of each of `--mem-scales` keys, in subprocesses.
 
@@ -52,6 +54,23 @@ LISTING = textwrap.dedent(
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[1]):
         n += len(page.get("Contents", ()))
     print(n)
+    """
+)
+
+# The floor for any comparison by listing on this server: both buckets listed at once, nothing else.
+LISTING_BOTH = textwrap.dedent(
+    """
+    import sys, threading, boto3
+    def run(bucket, region):
+        s3 = boto3.client("s3", region_name=region)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            pass
+    threads = [threading.Thread(target=run, args=(sys.argv[1], "us-east-1")),
+               threading.Thread(target=run, args=(sys.argv[2], "us-west-2"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     """
 )
 
@@ -209,6 +228,7 @@ def main() -> int:
                 endpoint,
             ],
             "listing": [sys.executable, "-c", LISTING, SRC],
+            "both": [sys.executable, "-c", LISTING_BOTH, SRC, DST],
         }
         times: dict[str, list[float]] = {k: [] for k in argv}
         peaks: dict[str, list[int]] = {k: [] for k in argv}
@@ -241,7 +261,7 @@ def main() -> int:
         server.stop()
 
     med = {k: statistics.median(v) for k, v in times.items()}
-    r_sync, r_list = med["verify"] / med["sync"], med["verify"] / med["listing"]
+    r_sync, r_list, r_both = med["verify"] / med["sync"], med["verify"] / med["listing"], med["verify"] / med["both"]
     scales = sorted(mem)
     r_mem = mem[scales[-1]] / mem[scales[0]] if len(scales) > 1 else 1.0
     checks = [
@@ -262,6 +282,7 @@ def main() -> int:
     print()
     for label, value, target in checks:
         print(f"{label:24s} {value:5.2f}  target <= {target:<5}  {'PASS' if value <= target else 'MISS'}")
+    print(f"{'verify / both listings':24s} {r_both:5.2f}  (information: the floor of a two-listing comparison here)")
     print(
         f"verify found missing={counts['missing']} mismatched={counts['mismatched']} "
         f"(placed {placed['missing']}/{placed['mismatched']}): {'ok' if sane else 'WRONG'}"

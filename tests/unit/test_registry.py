@@ -95,17 +95,27 @@ def test_kinds_not_in_this_build_fail_with_one_clear_line(config_dir: Path, monk
 
 
 def test_rds_kinds_call_the_rds_jobs_by_their_contract_names(config_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each RDS job snapshots (or copies) its resource, then applies that resource's retention."""
     calls: list[tuple[str, str, str]] = []
+    done = types.SimpleNamespace(warnings=[])
+
+    def record(what: str):  # type: ignore[no-untyped-def]
+        return lambda ctx, schedule, resource: calls.append((what, schedule, resource)) or done
+
     fake = types.ModuleType("drkit.jobs.rds")
-    fake.snapshot_resource = lambda ctx, schedule, resource: calls.append(("snapshot", schedule, resource))  # type: ignore[attr-defined]
-    fake.copy_resource = lambda ctx, schedule, resource: calls.append(("copy", schedule, resource))  # type: ignore[attr-defined]
+    fake.snapshot_resource = record("snapshot")  # type: ignore[attr-defined]
+    fake.copy_resource = record("copy")  # type: ignore[attr-defined]
+    fake_prune = types.ModuleType("drkit.jobs.rds_prune")
+    fake_prune.prune_resource = record("prune")  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "drkit.jobs.rds", fake)
+    monkeypatch.setitem(sys.modules, "drkit.jobs.rds_prune", fake_prune)
     ctx = Context(config_dir=config_dir)
     for spec in job_specs(load_config(config_dir)):
         if spec.kind.startswith("rds-"):
             run_job(ctx, spec)
-    assert calls == [("snapshot", "production", "orders"), ("copy", "production", "orders"),
-                     ("snapshot", "production", "users")]  # fmt: skip
+    assert calls == [("snapshot", "production", "orders"), ("prune", "production", "orders"),
+                     ("copy", "production", "orders"), ("prune", "production", "orders"),
+                     ("snapshot", "production", "users"), ("prune", "production", "users")]  # fmt: skip
 
 
 def test_unknown_kind_is_an_error(config_dir: Path) -> None:
