@@ -60,6 +60,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="JSON results file (default /tmp/drkit-bench/<timestamp>.json)")
     ap.add_argument("--skip-crypto", action="store_true", help="do not run bench_crypto.py")
     ap.add_argument("--skip-pg", action="store_true", help="do not run the PostgreSQL engine benchmark")
+    ap.add_argument("--skip-fleet", action="store_true", help="do not run the RDS fleet benchmark")
+    ap.add_argument("--skip-s3", action="store_true", help="do not run the S3 verify benchmark")
     ap.add_argument("--crypto-mib", type=int, default=512, help="bench_crypto.py --mib (default 512)")
     args = ap.parse_args()
 
@@ -75,7 +77,15 @@ def main() -> int:
             results["pg"] = data
             print("\n" + table)
             status = pg_status or status
-        status = max(status, __import__("bench_fleet").run_into(results))  # RDS fleet (issue #3): calls, CPU
+        if not args.skip_fleet:
+            import bench_fleet  # RDS fleet (issue #3): API calls per page, CPU of planning
+
+            status = max(status, bench_fleet.run_into(results))
+        if not args.skip_s3:
+            # S3 verify (issue #4) against `aws s3 sync --dryrun` and a bare listing, on one moto server
+            code = subprocess.run([sys.executable, str(HERE / "bench_s3_verify.py")], check=False).returncode
+            results["s3_verify_exit"] = code
+            status = max(status, 1 if code not in (0, 1) else 0)  # 1 = a target missed, reported
     except KeyboardInterrupt:
         status = 130
         results["error"] = "interrupted"
