@@ -136,3 +136,40 @@ def leftovers(tmp: Path) -> list[str]:
 
 
 LeftoverCheck = Callable[[Path], list[str]]
+
+
+# -- AWS: one moto server for the e2e session, reset before every test ------------------------
+
+MOTO_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server on 127.0.0.1 (TESTING.md: e2e), for drkit and the AWS CLI alike."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """A fresh moto state, and the environment a drkit subprocess (or the AWS CLI) runs with;
+    this process's own boto3 clients point at the same server."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
+    env = {**os.environ, **MOTO_CREDS, "AWS_ENDPOINT_URL": moto_endpoint, "HOME": str(tmp_path / "home"),
+           "DRKIT_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}", "XDG_STATE_HOME": str(tmp_path / "state"),
+           "AWS_EC2_METADATA_DISABLED": "true", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for var in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN"):
+        env.pop(var, None)
+        monkeypatch.delenv(var, raising=False)
+    for key, value in {**MOTO_CREDS, "AWS_ENDPOINT_URL": moto_endpoint}.items():
+        monkeypatch.setenv(key, value)
+    return env

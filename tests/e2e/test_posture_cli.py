@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-RUNNER = "import sys, drkit.cli.posture_cmd; from drkit.cli import main; sys.argv = ['drkit', *sys.argv[1:]]; main()"
 KEYS = [
     "schedule",
     "resource",
@@ -32,7 +31,7 @@ KEYS = [
 
 def drkit(*args: str, config_dir: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", RUNNER, "--config-dir", str(config_dir), *args],
+        [sys.executable, "-m", "drkit", "--config-dir", str(config_dir), *args],
         cwd=REPO,
         capture_output=True,
         text=True,

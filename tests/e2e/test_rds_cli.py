@@ -4,46 +4,26 @@ with the AWS CLI as an independent client (TESTING.md: tests/e2e)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
-    env = {**os.environ, **CREDS, "AWS_ENDPOINT_URL": moto_endpoint, "HOME": str(tmp_path / "home"),
-           "DRKIT_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}", "XDG_STATE_HOME": str(tmp_path / "state"),
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    env.pop("AWS_PROFILE", None)
-    for key, value in {**CREDS, "AWS_ENDPOINT_URL": moto_endpoint}.items():
-        monkeypatch.setenv(key, value)
-    return env
+def aws(moto_env: dict[str, str]) -> dict[str, str]:
+    return moto_env
 
 
 def client(service: str, region: str) -> Any:

@@ -4,49 +4,25 @@ independent client (TESTING.md: tests/e2e), with the contract's production sched
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 REPO = Path(__file__).resolve().parents[2]
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 SRC, DST = "acme-assets-prod", "acme-assets-prod-dr"
-# The subcommand registers itself on import; until drkit/cli/commands.py lists it, load it first.
-RUN = "import drkit.cli.s3_replicate_cmd; from drkit.cli import main; main()"
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
-    variables = {**os.environ, **CREDS, "AWS_ENDPOINT_URL": moto_endpoint, "HOME": str(tmp_path / "home"),
-                 "DRKIT_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}", "XDG_STATE_HOME": str(tmp_path / "state"),
-                 "AWS_EC2_METADATA_DISABLED": "true", "PYTHONPATH": str(REPO)}
-    for var in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN"):
-        variables.pop(var, None)
-        monkeypatch.delenv(var, raising=False)
-    for key, value in {**CREDS, "AWS_ENDPOINT_URL": moto_endpoint}.items():
-        monkeypatch.setenv(key, value)
-    return variables
+def env(moto_env: dict[str, str]) -> dict[str, str]:
+    return moto_env
 
 
 @pytest.fixture
@@ -66,7 +42,7 @@ def dr_key(env: dict[str, str]) -> str:
 
 
 def drkit(env: dict[str, str], config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", RUN, "--config-dir", str(config), *args], env=env,
+    return subprocess.run([sys.executable, "-m", "drkit", "--config-dir", str(config), *args], env=env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
 
 

@@ -9,12 +9,9 @@ after the write, instead of sleeping between writes.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,6 @@ import boto3
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
-from moto.server import ThreadedMotoServer
 
 from drkit.catalog import Catalog
 
@@ -31,37 +27,17 @@ CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AW
 BUCKET = "acme-assets-prod"
 REGION = "eu-central-1"
 BASE = (datetime.now(UTC) - timedelta(days=1)).replace(second=0, microsecond=0)
-# The command is not in drkit/cli/commands.py yet: import its module, then run drkit's main.
-RUN = "import drkit.cli.s3_restore_cmd; from drkit.cli import main; main()"
 
 
 def at(minute: int) -> datetime:
     return BASE + timedelta(minutes=minute)
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
-    environ = {**os.environ, **CREDS, "AWS_ENDPOINT_URL": moto_endpoint, "HOME": str(tmp_path / "home"),
-               "DRKIT_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}", "XDG_STATE_HOME": str(tmp_path / "state"),
-               "AWS_EC2_METADATA_DISABLED": "true"}
-    for var in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN"):
-        environ.pop(var, None)
-        monkeypatch.delenv(var, raising=False)
-    for key, value in {**CREDS, "AWS_ENDPOINT_URL": moto_endpoint}.items():
-        monkeypatch.setenv(key, value)
-    return environ
+def env(moto_env: dict[str, str]) -> dict[str, str]:
+    return moto_env
 
 
 def s3() -> Any:
@@ -114,7 +90,7 @@ def content(env: dict[str, str], key: str, tmp_path: Path) -> bytes | None:
 
 
 def drkit(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", RUN, "--config-dir", str(tmp_path), "s3", "restore", *args],
+    return subprocess.run([sys.executable, "-m", "drkit", "--config-dir", str(tmp_path), "s3", "restore", *args],
                           env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
 
 
@@ -175,7 +151,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(bucket: dict[str, s
     # The cases run side by side (they only read): each drkit process costs seconds here.
     before = versions(bucket)
     procs = [
-        (args, says, subprocess.Popen([sys.executable, "-c", RUN, "--config-dir", str(tmp_path), "s3", "restore",
+        (args, says, subprocess.Popen([sys.executable, "-m", "drkit", "--config-dir", str(tmp_path), "s3", "restore",
                                        *args, "--yes"], env=bucket, stdin=subprocess.DEVNULL,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         for args, says in BAD_INPUT

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 ACCOUNT = "123456789012"
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 SRC, DST = "acme-assets-prod", "acme-assets-prod-dr"
-# Until drkit/cli/commands.py imports the module, this registers `s3 verify` before running the CLI.
-RUNNER = "import drkit.cli.s3_verify_cmd; from drkit.cli import main; main()"
 
 SCHEDULE = f"""\
 environment: production
@@ -36,33 +30,13 @@ s3:
 """
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
-def env(moto_endpoint: str, tmp_path: Path) -> dict[str, str]:
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
-    out = {
-        **os.environ,
-        **CREDS,
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "HOME": str(tmp_path / "home"),
-        "DRKIT_CATALOG": f"sqlite:///{tmp_path / 'catalog.db'}",
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    out.pop("AWS_PROFILE", None)
+def env(moto_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     (tmp_path / "config" / "schedules").mkdir(parents=True)
     (tmp_path / "config" / "schedules" / "production.yaml").write_text(SCHEDULE)
-    return out
+    return moto_env
 
 
 def s3(env: dict[str, str], region: str) -> Any:
@@ -90,7 +64,7 @@ def awscli(env: dict[str, str], *args: str) -> Any:
 
 def drkit(env: dict[str, str], config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", RUNNER, "--config-dir", str(config), *args],
+        [sys.executable, "-m", "drkit", "--config-dir", str(config), *args],
         env=env,
         capture_output=True,
         text=True,
