@@ -30,8 +30,10 @@ IAM (scheduler role, `drkit iam-policy --for scheduler`): IAM_ACTIONS below.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -102,7 +104,26 @@ def gather_facts(ctx: Context, schedule_name: str) -> GatheredFacts:
     warnings: list[str] = []
     rds = _rds_facts(factory, schedule, warnings)
     s3 = _s3_facts(factory, schedule, warnings)
+    for name, lag in measured_lags(ctx, [res.name for res in schedule.s3]).items():
+        s3[name] = dataclasses.replace(s3.get(name, S3Facts()), lag=lag)
     return GatheredFacts(observed_at=observed_at, rds=rds, s3=s3, warnings=tuple(warnings))
+
+
+def measured_lags(ctx: Context, names: list[str], *, max_age: timedelta = timedelta(days=1),
+                  scan: int = 500) -> dict[str, timedelta]:
+    """The replication lag the newest `drkit s3 verify` of each bucket measured (audit log),
+    if it is recent enough to say something about now."""
+    from drkit.jobs.s3 import VERIFY_ACTION
+
+    wanted, found = set(names), {}
+    if not wanted:
+        return {}
+    for event in ctx.catalog().audit_events(limit=scan):
+        if event.action != VERIFY_ACTION or event.target not in wanted or event.target in found:
+            continue
+        if ctx.clock.now() - event.at <= max_age and event.detail.get("lag_s") is not None:
+            found[event.target] = timedelta(seconds=float(event.detail["lag_s"]))
+    return found
 
 
 # --- RDS -------------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ class S3Target:
     default_allowance: timedelta
 
 
+VERIFY_ACTION = "s3-verify"  # audit-log action of each verification (its measured lag)
+
 def default_allowance(sched: Schedule, res: S3Resource) -> timedelta:
     """15m with Replication Time Control (its SLA), else the schedule's RPO target."""
     return RTC_ALLOWANCE if res.replication_time_control else sched.targets.rpo
@@ -128,6 +130,12 @@ def verify(
         pool.shutdown(wait=True, cancel_futures=True)
     result = tally.result(bucket, replica, stats, statuses)
     log.debug("%s", result.summary())  # the CLI prints it; the scheduler's job logs it (below)
+    # The measured lag is the storage RPO exposure: `drkit posture --with-aws` reads the newest one.
+    ctx.catalog().audit(VERIFY_ACTION, str(res.name), {
+        "schedule": target.schedule, "bucket": bucket, "replica_bucket": replica, "ok": result.ok,
+        "lag_s": result.lag_s, "missing": len(result.missing), "mismatched": len(result.mismatched),
+        "failed": len(result.failed), "measured_at": tally.now.isoformat(),
+    })
     return result
 
 

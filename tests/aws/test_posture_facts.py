@@ -242,3 +242,29 @@ def test_posture_with_aws_prints_the_facts_verdicts_and_warnings(
     assert (az(aws.stdout)["rpo_worst_s"], az(aws.stdout)["rpo_met"]) == (0, True)
     assert "warning" in aws.stderr and "acme-assets-prod" in aws.stderr and "Traceback" not in aws.stderr
     assert "warning" not in plain.stderr  # without --with-aws nothing is asked of AWS
+
+
+def test_the_lag_measured_by_s3_verify_is_the_region_loss_rpo(setup: tuple[Context, GuardedSessionFactory]) -> None:
+    """`drkit s3 verify` measures the age of the oldest object not yet replicated; posture uses the
+    newest such measurement: an object stuck for 40 minutes breaks a 15-minute target even with RTC."""
+    from moto.s3.models import s3_backends
+
+    from drkit.jobs.s3 import verify
+
+    ctx, _ = setup
+    instance(BackupRetentionPeriod=7)
+    buckets(rtc=True)
+    s3 = boto3.client("s3", region_name=HOME)
+    s3.put_object(Bucket="acme-assets-prod", Key="stuck.bin", Body=b"x" * 10)
+    key = s3_backends["123456789012"]["global"].buckets["acme-assets-prod"].keys["stuck.bin"]
+    key.last_modified = NOW - timedelta(minutes=40)
+
+    result = verify(ctx, "production", "assets", lag_allowance=timedelta(minutes=15))
+    assert result.lag_s == pytest.approx(40 * 60, abs=1)
+
+    facts = gather_facts(ctx, "production")
+    assert facts.s3["assets"].lag == timedelta(seconds=result.lag_s)
+    region = line(ctx, facts, "assets", "region-loss")
+    assert region.rpo_met is False
+    assert region.rpo_worst is not None and region.rpo_worst >= timedelta(minutes=40)
+    assert "measured lag" in region.basis
