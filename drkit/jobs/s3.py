@@ -140,8 +140,11 @@ def verify(
 
 
 def verify_bucket(ctx: Context, schedule: str, resource: str) -> None:
-    """The scheduler's s3-verify job: verify, log, and raise DrkitError if the check failed."""
+    """The scheduler's s3-verify job: verify, log, export the figures to the service's /metrics
+    (the service hands its Metrics in as ctx.cache["metrics"]), and raise DrkitError if it failed."""
     result = verify(ctx, schedule, resource, lag_allowance=None)
+    if ctx.cache.get("metrics") is not None:
+        export_metrics(ctx.cache["metrics"], result)
     if not result.ok:
         log.warning("%s", result.summary())
         raise DrkitError(failure_line(result))

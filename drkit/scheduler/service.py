@@ -136,10 +136,12 @@ class Service:
         return Notifier(channels)
 
     def context(self) -> Context:
-        return Context(
+        ctx = Context(
             config_dir=self.config_dir, catalog_url=self.catalog_url, clock=self.clock,
             _config=self.cfg, _catalog=self.catalog,
         )  # fmt: skip
+        ctx.cache["metrics"] = self.metrics  # jobs with figures of their own (s3 verify) export them
+        return ctx
 
     def run_one(self, spec: JobSpec) -> str:
         """Run `spec` if its newest slot has no success yet; returns ok|failed|skipped.

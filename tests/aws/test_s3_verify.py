@@ -334,3 +334,17 @@ def test_figures_are_exported_as_gauges(world: Any) -> None:
     assert f"drkit_s3_replication_lag_seconds{{{labels}}} {r.lag_s}" in text
     assert r.lag_s >= 7199
     assert f'drkit_s3_objects{{{labels},state="missing"}} 1.0' in text
+
+
+
+def test_the_scheduler_job_exports_lag_and_counts_to_the_service_metrics(world: Any) -> None:
+    """verify_bucket (the scheduler's s3-verify job) puts its figures on the service's /metrics."""
+    from prometheus_client import generate_latest
+
+    ctx, factory, src, dst = world
+    put(src, SRC, "same")
+    put(dst, DST, "same")
+    ctx.cache["metrics"] = Metrics()  # what the scheduler service hands every job's Context
+    verify_bucket_with(ctx, factory)
+    text = generate_latest(ctx.cache["metrics"].registry).decode()
+    assert f'drkit_s3_replication_lag_seconds{{bucket="{SRC}",replica_bucket="{DST}"}} 0.0' in text
