@@ -33,7 +33,12 @@ def backup_run(ctx: click.Context, schedule: str, only: str | None, dry_run: boo
     context = context_of(ctx)
     sched = context.config().schedule(schedule)
     pg_names = {r.name for r in sched.postgres}
-    outcomes = run_backup(context, schedule, only=only, dry_run=dry_run) if only is None or only in pg_names else []
+    lenient = bool(sched.rds) and only is None  # one misconfigured database must not stop the RDS work
+    outcomes = (
+        run_backup(context, schedule, only=only, dry_run=dry_run, lenient=lenient)
+        if only is None or only in pg_names
+        else []
+    )
     rds_failed = False
     if sched.rds and (only is None or only not in pg_names):
         from drkit.jobs.rds_backup import run_rds_backups

@@ -44,7 +44,15 @@ def recovery_point_record(res: PgResource, store_uri: str, m: BackupManifest) ->
     )
 
 
-def run_backup(ctx: Context, schedule: str, *, only: str | None = None, dry_run: bool = False) -> list[BackupOutcome]:
+def run_backup(
+    ctx: Context, schedule: str, *, only: str | None = None, dry_run: bool = False, lenient: bool = False
+) -> list[BackupOutcome]:
+    """Back up the schedule's postgres resources (or `only` one).
+
+    A usage problem (an unset DSN variable, a bad store) normally stops everything before any
+    work starts (exit 2). `lenient` is for a schedule that also has other work to do (RDS): a
+    misconfigured database must not cost the others their backup, so it is reported as failed
+    and the rest goes on."""
     cfg = ctx.config()
     resources = [r for r in iter_pg_resources(cfg, schedule) if only is None or r.name == only]
     if only is not None and not resources:
@@ -53,12 +61,20 @@ def run_backup(ctx: Context, schedule: str, *, only: str | None = None, dry_run:
         for res in resources:
             ctx.say(f"would back up {res.name} into {res.spec.store}")
         return []
-    # Usage problems (an unset DSN variable, a bad store) stop everything before any work starts.
-    dsns = {res.name: source_dsn(res) for res in resources}
-    stores = {res.name: open_store(cfg, res) for res in resources}
+    outcomes: list[BackupOutcome] = []
+    dsns, stores = {}, {}
+    for res in list(resources):
+        try:
+            dsns[res.name], stores[res.name] = source_dsn(res), open_store(cfg, res)
+        except UsageError as exc:
+            if not lenient:
+                raise
+            outcomes.append(BackupOutcome(res.name, None, str(exc)))
+            resources.remove(res)
+    if not resources:
+        return outcomes
     tools = find_tools()
     catalog = ctx.catalog()
-    outcomes = []
     for res in resources:
         job = catalog.start_job("backup", schedule, res.name)
         store = stores[res.name]

@@ -150,3 +150,18 @@ def test_plan_says_what_is_due_and_changes_nothing(world: tuple[dict[str, str], 
     now = json.loads(drkit(env, config, "plan", "production", "-o", "json").stdout)
     assert not [a for a in now["actions"] if a["resource"] == "orders" and a["action"] in ("snapshot", "copy")]
     assert len(snapshots(env, "us-east-1")) == 1
+
+
+def test_a_misconfigured_database_does_not_cost_the_rds_instances_their_snapshots(
+    world: tuple[dict[str, str], Path, str],
+) -> None:
+    """The contract's production schedule also lists a postgres resource whose DSN variable is
+    unset here: the nightly run still snapshots and copies RDS, then says what failed (exit 1)."""
+    env, config, key_arn = world
+    env = {k: v for k, v in env.items() if k != "APP_DATABASE_URL"}
+    proc = drkit(env, config, "backup", "run", "production")
+    assert proc.returncode == 1, proc.stderr
+    assert "APP_DATABASE_URL is not set" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(snapshots(env, "us-east-1")) == 1
+    [copy] = snapshots(env, "us-west-2")
+    assert copy["KmsKeyId"] == key_arn
