@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -202,3 +203,27 @@ def test_prune_shows_then_applies_the_keep_policy(drkit_env: Env) -> None:
     env.run("prune", "local", "--apply", check=True)
     left = [p["id"] for p in json.loads(env.run("backup", "list", "-o", "json", check=True).stdout)]
     assert left == [ids[0]]
+
+
+def test_drill_cleanup_finds_and_removes_what_a_killed_drill_left(drkit_env: Env, drkit_tmp: Path) -> None:
+    """A drill killed with SIGKILL cannot clean up; `drill cleanup` finds its work directory by the
+    owner pid it recorded (dead now), lists it, and removes it only with --apply."""
+    import subprocess as sp
+
+    dead = sp.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    left = drkit_tmp / "drkit-drill-killed"
+    left.mkdir()
+    (left / "owner.pid").write_text(str(dead.pid))
+    (left / "app-backup.dump").write_bytes(b"decrypted archive bytes")
+    mine = drkit_tmp / "drkit-drill-running"
+    mine.mkdir()
+    (mine / "owner.pid").write_text(str(os.getpid()))  # a live owner: never a leftover
+
+    listed = drkit_env.run("drill", "cleanup")
+    assert listed.returncode == 0, listed.stderr
+    assert str(left) in listed.stdout and str(mine) not in listed.stdout
+    assert left.exists()
+    applied = drkit_env.run("drill", "cleanup", "--apply")
+    assert applied.returncode == 0, applied.stderr
+    assert not left.exists() and mine.exists()
