@@ -12,7 +12,7 @@ from rich.table import Table
 
 from drkit.cli import cli, context_of, output_option
 from drkit.domain.durations import format_duration, parse_duration
-from drkit.errors import ExitStatus, UsageError
+from drkit.errors import DrkitError, ExitStatus, UsageError
 
 
 @cli.group()
@@ -93,15 +93,24 @@ def backup_list(ctx: click.Context, resource: str | None, region: str | None, ou
 
     context = context_of(ctx)
     rows = list_points(context, resource=resource)
-    if any(s.rds for s in context.config().schedules.values()):
+    rds_names = {r.name for s in context.config().schedules.values() for r in s.rds}
+    incomplete = None
+    if rds_names and (resource is None or resource in rds_names):
         from drkit.jobs.rds_plan import rds_points
 
-        rows = sorted(rows + rds_points(context, resource=resource), key=lambda r: r["created_at"] or "",
-                      reverse=True)
+        try:
+            rows = sorted(rows + rds_points(context, resource=resource), key=lambda r: r["created_at"] or "",
+                          reverse=True)
+        except DrkitError as exc:
+            # Say what is missing, but still show what could be listed (e.g. no AWS credentials here).
+            incomplete = f"RDS recovery points not listed: {exc}"
     if region:
         rows = [r for r in rows if r["region"] == region]
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
+        if incomplete:
+            click.echo(f"drkit: {incomplete}", err=True)
+            ctx.exit(int(ExitStatus.FAILED))
         return
     table = Table("ID", "RESOURCE", "KIND", "AGE", "SIZE", "KEY", "STATUS", "REGION", box=None)
     for r in rows:
@@ -109,6 +118,9 @@ def backup_list(ctx: click.Context, resource: str | None, region: str | None, ou
         table.add_row(r["id"], r["resource"], r["kind"], age, f"{(r['size_bytes'] or 0) / 1e6:.1f} MB",
                       r["key_id"] or "-", r["status"], r["region"] or "local")
     context.out.print(table) if rows else click.echo("no recovery points", err=True)
+    if incomplete:
+        click.echo(f"drkit: {incomplete}", err=True)
+        ctx.exit(int(ExitStatus.FAILED))
 
 
 @cli.command()

@@ -25,7 +25,8 @@ def demo(ctx: click.Context, scale: int, report_dir: Path | None) -> None:
     for line in summary_lines(report, paths):
         context.say(line)
     context.say(
-        "  everything the demo started has been stopped and removed; see `drkit drill history` and `drkit backup list`"
+        "  everything the demo started has been stopped and removed; "
+        "see `drkit drill history` and `drkit backup list --resource app`"
     )
     if error is not None and not isinstance(error, DrkitError | KeyboardInterrupt):
         raise error

@@ -227,3 +227,23 @@ def test_drill_cleanup_finds_and_removes_what_a_killed_drill_left(drkit_env: Env
     applied = drkit_env.run("drill", "cleanup", "--apply")
     assert applied.returncode == 0, applied.stderr
     assert not left.exists() and mine.exists()
+
+
+def test_backup_list_without_aws_shows_local_points_and_says_rds_was_not_listed(drkit_env: Env) -> None:
+    """A schedule with RDS next to the local database, and no AWS credentials on this machine:
+    the local recovery points are still listed; the gap is named and the exit code is 1."""
+    env = drkit_env
+    env.run("backup", "run", "local", check=True)
+    (env.root / "schedules" / "cloud.yaml").write_text(
+        "environment: test\ntargets: {rto: 1h, rpo: 15m}\naws: {region: us-east-1, dr_region: us-west-2}\n"
+        "rds:\n  - name: orders\n    instance: orders-prod\n    snapshots: {cron: \"0 3 * * *\", keep: {daily: 7}}\n"
+    )
+    no_aws = {k: "" for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN")}
+    no_aws |= {"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+    proc = env.run("backup", "list", "-o", "json", extra_env=no_aws)
+    assert proc.returncode == 1
+    assert [p["resource"] for p in json.loads(proc.stdout)] == ["app"]
+    assert "RDS recovery points not listed" in proc.stderr and "Traceback" not in proc.stderr
+    only_local = env.run("backup", "list", "--resource", "app", "-o", "json", extra_env=no_aws)
+    assert only_local.returncode == 0 and len(json.loads(only_local.stdout)) == 1
