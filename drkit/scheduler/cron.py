@@ -1,8 +1,9 @@
 """Cron slots and the two decisions the scheduler makes from them (pure: `now` is passed in).
 
 A *slot* is a time a cron expression fires, in the schedule's time zone. `last_slot(now)` is
-the newest slot at or before `now`. (drkit.domain.schedule will own this math; croniter is
-used directly here until it lands.)
+the newest slot at or before `now`. The slot math itself is drkit.domain.schedule's (DST-aware,
+cron's day-of-month/day-of-week OR), shared with `drkit plan` and `backup run`, so the service
+and the planner never disagree about which slot is current.
 """
 
 from __future__ import annotations
@@ -11,23 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from drkit.domain.schedule import last_slot, next_slot
 
-
-def last_slot(cron: str, timezone: str, now: datetime) -> datetime:
-    """The newest time `cron` fires at or before `now` (aware, in `timezone`)."""
-    local = now.astimezone(ZoneInfo(timezone))
-    # croniter's get_prev is strictly before its start: start one second past `now` (cron has
-    # minute resolution, so nothing fires inside that second except `now` itself).
-    start = local.replace(microsecond=0) + timedelta(seconds=1)
-    prev: datetime = croniter(cron, start).get_prev(datetime)
-    return prev
-
-
-def next_slot(cron: str, timezone: str, now: datetime) -> datetime:
-    """The first time `cron` fires strictly after `now`."""
-    nxt: datetime = croniter(cron, now.astimezone(ZoneInfo(timezone))).get_next(datetime)
-    return nxt
+__all__ = ["apscheduler_trigger", "is_due", "is_missed", "last_slot", "next_slot"]
 
 
 def is_due(slot: datetime, last_success_start: datetime | None) -> bool:
