@@ -7,6 +7,8 @@ supported: the upsert and locking code is written for these two.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +105,7 @@ def _sqlite_engine(url: URL) -> Engine:
         try:
             cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA foreign_keys = ON")
-            # WAL: readers (drkit backup list) never block the scheduler's writes, and vice versa.
-            cur.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cur)
         finally:
             cur.close()
 
@@ -116,6 +117,30 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _use_wal(cur: Any) -> None:
+    """Put the database in WAL mode: readers (drkit backup list) never block the scheduler's writes.
+
+    The mode is stored in the file, so this is a cheap read after the first open. Switching
+    needs an exclusive lock and SQLite does not call the busy handler for it: a second process
+    opening a fresh catalog at the same instant gets "database is locked" at once. So retry,
+    within the same budget a writer gets, until the switch (ours or the other's) has happened.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            contended = "locked" in str(exc) or "busy" in str(exc)
+            if not contended or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def db_error(url: URL | str, exc: BaseException) -> DrkitError:
