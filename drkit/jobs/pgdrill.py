@@ -3,6 +3,7 @@ that listens on a private unix socket only, run the checks there, and remove it 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -17,11 +18,14 @@ from drkit.jobs.context import Context
 from drkit.jobs.pgwiring import PgResource, open_store, wrapper_resolver
 from drkit.pg.cluster import EphemeralCluster
 from drkit.pg.conn import connect
-from drkit.pg.engine import list_backups, pg_restore
+from drkit.pg.engine import list_backups
 from drkit.pg.manifest import BackupManifest
 from drkit.pg.spool import BackgroundSpool
+from drkit.pg.streamrestore import StreamingRestore
 from drkit.pg.tools import find_tools
 from drkit.verify import CheckSpec, run_checks
+
+log = logging.getLogger(__name__)
 
 
 def default_jobs() -> int:
@@ -83,21 +87,25 @@ class PostgresDrillEngine:
     def restore(self, point: RecoveryPointRef, ledger: ResourceLedger) -> str:
         assert self.cluster is not None and self.workdir is not None and self.spool is not None
         assert self.manifest is not None
-        tools = find_tools()
-        t0 = self.ctx.clock.monotonic()
-        archive, size, spool_s = self.spool.result()
-        t1 = self.ctx.clock.monotonic()
+        restore = StreamingRestore(
+            self.spool, self.cluster.dsn(self.database), find_tools(), jobs=self.jobs, workdir=self.workdir
+        )
         try:
-            pg_restore(
-                archive, self.cluster.dsn(self.database), tools, jobs=self.jobs, no_owner=True, log_dir=self.workdir
-            )
+            size, spool_s = restore.run()
         finally:
-            archive.unlink(missing_ok=True)
-        t2 = self.ctx.clock.monotonic()
+            self.spool.path.unlink(missing_ok=True)
+        t = restore.timings
+        log.debug("streamed restore timeline: %s", t.timeline)
+        how = (
+            f"schema in {format_duration(t.schema_s)}, {t.streamed_blocks} table(s) loaded as they were decrypted "
+            f"in {format_duration(t.data_s)} ({t.loaders} pg_restore), "
+            f"the rest with pg_restore -j{self.jobs} in {format_duration(t.rest_s)}"
+        )
+        if t.fallback:
+            how += f"; not streamed: {t.fallback}"
         return (
-            f"{self.manifest.stored_bytes / 1e6:.1f} MB stored, {size / 1e6:.1f} MB archive authenticated and "
-            f"decrypted in {format_duration(spool_s)} (alongside provisioning; waited {format_duration(t1 - t0)}), "
-            f"pg_restore -j{self.jobs} in {format_duration(t2 - t1)}"
+            f"{self.manifest.stored_bytes / 1e6:.1f} MB stored, {size / 1e6:.1f} MB archive decrypted in "
+            f"{format_duration(spool_s)} and authenticated to its last chunk; {how}"
         )
 
     def verify(self) -> Verification:

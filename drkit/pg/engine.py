@@ -6,11 +6,12 @@ and encrypts it in 1 MiB authenticated chunks straight into the store. Memory st
 whatever the database size. The dump runs on a snapshot that drkit exports itself, so the
 heartbeat watermark it reads is exactly the data the dump contains.
 
-Restore authenticates before it acts: the object is decrypted and decompressed into a
-private spool file, and only a backup that verified to its last chunk reaches pg_restore,
-which then runs with parallel jobs (custom-format parallel restore needs a seekable file,
-so a pipe would also cost the parallelism). A tampered, truncated or wrong-key backup
-therefore never touches the target database.
+Restore into a user's database authenticates before it acts: the object is decrypted and
+decompressed into a private spool file, and only a backup that verified to its last chunk
+reaches pg_restore, which then runs with parallel jobs (custom-format parallel restore needs
+a seekable file, so a pipe would also cost the parallelism). A tampered, truncated or
+wrong-key backup therefore never touches the target database. A drill's throwaway cluster
+instead loads tables while the spool grows (pg/streamrestore.py).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class _HashingReader:
         return int(n)
 
 
-def _stderr_tail(path: Path, lines: int = 3) -> str:
+def stderr_tail(path: Path, lines: int = 3) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
     except OSError:
@@ -85,7 +86,7 @@ def _stderr_tail(path: Path, lines: int = 3) -> str:
     return " | ".join(line.strip() for line in text[-lines:])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -134,7 +135,7 @@ def backup_database(
                     proc, Path(errlog.name), store, resource, backup_id, wrapper, zstd_level
                 )
             except BaseException:
-                _stop(proc)
+                stop_process(proc)
                 raise
             finally:
                 assert proc.stdout is not None
@@ -197,7 +198,7 @@ def _write_encrypted(
         code = proc.wait()
         if code != 0:
             # Raising inside the writer discards the partial object.
-            raise DrkitError(f"pg_dump failed (exit {code}): {_stderr_tail(errlog)}")
+            raise DrkitError(f"pg_dump failed (exit {code}): {stderr_tail(errlog)}")
     return dump_bytes, (hashing.sha256.hexdigest(), hashing.size)
 
 
@@ -235,10 +236,14 @@ class Cancelled(DrkitError):
 def spool_verified(
     manifest: BackupManifest, store: BackupStore, resolve: WrapperResolver, out_path: Path,
     cancel: threading.Event | None = None,
+    on_written: Callable[[bytes], None] | None = None,
 ) -> int:
     """Decrypt + decompress a backup into `out_path` (created 0600); returns its size. Raises
     IntegrityError unless every chunk authenticated and the stored object's sha256 matches the
-    manifest, so whoever reads `out_path` after a normal return reads an authentic archive."""
+    manifest, so whoever reads `out_path` after a normal return reads an authentic archive.
+
+    `on_written(piece)` is called after each piece reaches the file. Every byte written so far
+    came out of an authenticated chunk; only the end of the stream (truncation) is proven last."""
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with store.open(manifest.data_name) as raw, os.fdopen(fd, "wb", buffering=0) as out:
         hashing = _HashingReader(raw)
@@ -250,8 +255,10 @@ def spool_verified(
                 while chunk := plain.read(4 * CHUNK):
                     if cancel is not None and cancel.is_set():
                         raise Cancelled(f"decrypting {manifest.id} was cancelled")
-                    out.write(chunk)
+                    _write_all(out, chunk)
                     written += len(chunk)
+                    if on_written is not None:
+                        on_written(chunk)
             # The last chunk's authentication is what proves nothing was cut off: read to EOF.
             if reader.read(1) != b"":
                 raise IntegrityError(f"backup {manifest.id} has data after its compressed stream; it was changed")
@@ -262,6 +269,16 @@ def spool_verified(
                 f"backup {manifest.id}: stored object's sha256 does not match its manifest; it was changed"
             )
     return written
+
+
+def _write_all(out: io.RawIOBase, data: bytes) -> None:
+    """A raw file's write may be partial; readers of the spool trust its reported progress."""
+    view = memoryview(data)
+    while view:
+        n = out.write(view)
+        if not n:
+            raise StoreError("could not write the spool file (disk full?)")
+        view = view[n:]
 
 
 @contextlib.contextmanager
@@ -278,23 +295,30 @@ def verified_archive(
             path.unlink()
 
 
-def pg_restore(archive: Path, target_dsn: str, tools: PgTools, *, jobs: int, no_owner: bool, log_dir: Path) -> None:
-    """Run pg_restore into an existing database; one line with pg_restore's own words on failure."""
+def pg_restore(
+    archive: Path, target_dsn: str, tools: PgTools, *, jobs: int, no_owner: bool, log_dir: Path,
+    only: Path | None = None,
+) -> None:
+    """Run pg_restore into an existing database; one line with pg_restore's own words on failure.
+
+    `only`: a pg_restore -L list file naming the entries to restore."""
     conninfo, env = split_password(target_dsn)
     argv = [str(tools.path("pg_restore")), f"--dbname={conninfo}", f"--jobs={max(1, jobs)}", "--exit-on-error"]
     if no_owner:
         argv += ["--no-owner", "--no-acl"]
+    if only is not None:
+        argv += ["-L", str(only)]
     argv.append(str(archive))
     with tempfile.NamedTemporaryFile(prefix="drkit-pg_restore-", suffix=".log", dir=log_dir) as errlog:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errlog, env={**os.environ, **env})
         try:
             code = proc.wait()
         except BaseException:
-            _stop(proc)
+            stop_process(proc)
             raise
         if code != 0:
             raise DrkitError(
-                f"pg_restore into {mask_dsn(target_dsn)} failed (exit {code}): {_stderr_tail(Path(errlog.name))}"
+                f"pg_restore into {mask_dsn(target_dsn)} failed (exit {code}): {stderr_tail(Path(errlog.name))}"
             )
 
 
