@@ -5,6 +5,7 @@ The CLI holds no logic of its own; the scheduler is the other door into the same
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -19,8 +20,40 @@ from drkit.jobs.context import Context
 log = logging.getLogger("drkit")
 
 
+# Which modules of drkit.cli register each top-level command. Only the invoked command's
+# modules are imported, so `drkit drill run` does not pay for boto3, prometheus-client and
+# the scheduler (about half a second per call); `drkit --help` imports them all.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "backup": ("backup_cmds",),
+    "heartbeat": ("backup_cmds",),
+    "prune": ("backup_cmds",),
+    "demo": ("demo_cmd",),
+    "drill": ("drill_cmds",),
+    "verify": ("drill_cmds",),
+    "iam-policy": ("iam_cmd",),
+    "plan": ("plan_cmd",),
+    "posture": ("posture_cmd",),
+    "report": ("report_cmds",),
+    "restore": ("restore_cmds",),
+    "s3": ("s3_cmds", "s3_replicate_cmd", "s3_restore_cmd", "s3_verify_cmd"),
+    "scheduler": ("scheduler_cmd",),
+    "schema": ("config_cmds",),
+    "validate": ("config_cmds",),
+}
+
+
 class DrkitGroup(click.Group):
-    """Maps DrkitError to one line and its exit status; tracebacks only with -v."""
+    """Maps DrkitError to one line and its exit status; tracebacks only with -v.
+
+    Commands are loaded on first use (click's lazy-group recipe), see COMMAND_MODULES."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module in COMMAND_MODULES.get(cmd_name, ()):
+            importlib.import_module(f"drkit.cli.{module}")
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -91,8 +124,6 @@ def output_option(f: Any) -> Any:
 
 
 def main() -> None:
-    from drkit.cli import commands  # noqa: F401 - registers the commands
-
     try:
         cli.main(prog_name="drkit", standalone_mode=True)
     except Interrupted:

@@ -19,7 +19,6 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
-import drkit.cli.posture_cmd  # noqa: F401  (registers `drkit posture` until commands.py imports it)
 from drkit.aws.session import SessionFactory
 from drkit.cli import cli
 from drkit.clock import FakeClock

@@ -1,8 +1,4 @@
-"""`drkit posture` as a user runs it: a subprocess against the repository's schedules.
-
-Until the lead adds posture_cmd to drkit/cli/commands.py, the command is registered by
-importing it before drkit's own entry point runs (the same `main()` that `python -m drkit` uses).
-"""
+"""`drkit posture` as a user runs it: a subprocess against the repository's schedules."""
 
 from __future__ import annotations
 
