@@ -176,6 +176,7 @@ class BlockTracker:
     blocks: list[Block] = field(default_factory=list)
     failed: str | None = None
     _head: bytearray = field(default_factory=bytearray)
+    _tried: int = 0  # buffer size at the last parse attempt that needed more bytes
     _pos: int = 0  # stream offset of the next byte to be fed
     _carry: bytes = b""  # unparsed bytes just before the next piece
     _in_block: bool = False
@@ -189,18 +190,25 @@ class BlockTracker:
         try:
             if self.toc is None:
                 self._head += data
-                toc = parse_toc(self._head)
-                if toc is None:
-                    return
-                self.toc = toc
-                self._data_ids = frozenset(e.dump_id for e in toc.entries if e.desc == "TABLE DATA" and e.has_data)
-                rest = bytes(self._head[toc.end :])
-                self._head = bytearray()
-                self._scan(rest, toc.end)
+                # Parse again only once the buffer has doubled: a TOC of many MB (a schema of
+                # 100,000 tables) then costs a few parses, not one per piece.
+                if len(self._head) >= 2 * self._tried:
+                    self._try_toc()
             else:
                 self._scan(data, start)
         except NotUnderstood as exc:
             self.failed = str(exc)
+
+    def _try_toc(self) -> None:
+        self._tried = len(self._head)
+        toc = parse_toc(self._head)
+        if toc is None:
+            return
+        self.toc = toc
+        self._data_ids = frozenset(e.dump_id for e in toc.entries if e.desc == "TABLE DATA" and e.has_data)
+        rest = bytes(self._head[toc.end :])
+        self._head = bytearray()
+        self._scan(rest, toc.end)
 
     def _scan(self, data: bytes, start: int) -> None:
         """Consume self._carry + data; `data` starts at stream offset `start`."""
@@ -248,5 +256,10 @@ class BlockTracker:
 
     def finish(self) -> None:
         """The stream ended: every block must be complete and nothing may be left over."""
+        if self.failed is None and self.toc is None:
+            try:
+                self._try_toc()  # the last bytes may have come after the last attempt
+            except NotUnderstood as exc:
+                self.failed = str(exc)
         if self.failed is None and (self.toc is None or self._in_block or self._carry):
             self.failed = "the archive ended inside its TOC or a data block"

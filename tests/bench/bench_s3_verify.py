@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,9 @@ def main() -> int:
         creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
         os.environ.update(creds)
         placed = populate(endpoint, args.objects)
+        # verify runs with --lag-allowance 1s: a missing object younger than that is "in flight",
+        # not missing. Let the newest placed objects age past it, so the counts can be checked.
+        time.sleep(1.5)
         print(f"placed {placed} (injected into moto's backend)", flush=True)
         env = {
             **os.environ,

@@ -104,6 +104,22 @@ def test_the_tracker_finds_the_blocks_where_pg_dump_itself_records_them(
     assert tracker.toc is not None and tracker.toc.end == expected[0][0]
 
 
+def test_an_archive_without_tables_is_read_to_its_end_in_small_pieces(
+    fresh_db: str, pg_tools: PgTools, tmp_path: Path
+) -> None:
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE lonely START 42")
+    piped, _ = _dump_both_ways(fresh_db, pg_tools, tmp_path / "a.dump")
+    tracker = BlockTracker()
+    for i in range(0, len(piped), 5):
+        tracker.feed(piped[i : i + 5])
+    tracker.finish()
+    assert tracker.failed is None
+    assert tracker.toc is not None and tracker.toc.end == len(piped)
+    assert tracker.blocks == []
+    assert any(e.desc == "SEQUENCE" and e.tag == "lonely" for e in tracker.toc.entries)
+
+
 def test_the_tracker_gives_up_on_a_cut_off_archive_and_on_large_objects(
     source: str, pg_tools: PgTools, tmp_path: Path
 ) -> None:
