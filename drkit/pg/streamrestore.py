@@ -151,8 +151,8 @@ class StreamingRestore:
             return size, spool_s
         finally:
             self._abort_loaders()
-            for path in self._files:
-                path.unlink(missing_ok=True)
+            for leftover in self._files:
+                leftover.unlink(missing_ok=True)
 
     def _pg_restore(self, archive: Path, *, jobs: int, only: Path | None) -> None:
         pg_restore(archive, self.dsn, self.tools, jobs=jobs, no_owner=True, log_dir=self.workdir, only=only)
