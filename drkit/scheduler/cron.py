@@ -3,7 +3,8 @@
 A *slot* is a time a cron expression fires, in the schedule's time zone. `last_slot(now)` is
 the newest slot at or before `now`. The slot math itself is drkit.domain.schedule's (DST-aware,
 cron's day-of-month/day-of-week OR), shared with `drkit plan` and `backup run`, so the service
-and the planner never disagree about which slot is current.
+and the planner never disagree about which slot is current; SlotTrigger makes APScheduler
+wake up at exactly those slots too.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.base import BaseTrigger
+
 from drkit.domain.schedule import last_slot, next_slot
 
-__all__ = ["apscheduler_trigger", "is_due", "is_missed", "last_slot", "next_slot"]
+__all__ = ["SlotTrigger", "apscheduler_trigger", "is_due", "is_missed", "last_slot", "next_slot"]
 
 
 def is_due(slot: datetime, last_success_start: datetime | None) -> bool:
@@ -42,50 +45,44 @@ def is_missed(
     return slot if slot >= since else None
 
 
-_DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-def _dow_number(text: str) -> int:
-    text = text.strip().lower()
-    if text[:3] in _DOW_NAMES and not text.isdigit():
-        return _DOW_NAMES.index(text[:3])
-    value = int(text)
-    if not 0 <= value <= 7:
-        raise ValueError(f"day of week {value} is out of range 0-7")
-    return value % 7  # cron: 0 and 7 are both Sunday
-
-
-def cron_dow_to_names(field: str) -> str:
-    """A cron day-of-week field written with names, the only spelling APScheduler 3 reads right.
-
-    APScheduler 3's numbers start at Monday=0 (its documented "historical mistake"), cron's
-    at Sunday=0: "0 4 * * 0" would run on Mondays. Names mean the same to both.
-    """
-    if field == "*":
-        return field
-    days: set[int] = set()
-    for token in field.split(","):
-        span, _, step_text = token.partition("/")
-        step = int(step_text) if step_text else 1
-        if span == "*":
-            first, last = 0, 6
-        elif "-" in span:
-            a, b = span.split("-", 1)
-            first, last = _dow_number(a), _dow_number(b)
-            if b.strip() == "7":
-                last = 7  # "5-7" is Friday to Sunday
-        else:
-            first = _dow_number(span)
-            last = 6 if step_text else first
-        days.update(d % 7 for d in range(first, last + 1, step))
-    return ",".join(_DOW_NAMES[d] for d in sorted(days))
-
-
 def apscheduler_trigger(cron: str, timezone: str) -> Any:
-    """An APScheduler 3 CronTrigger that fires exactly when the five-field `cron` does."""
-    from apscheduler.triggers.cron import CronTrigger
+    """The APScheduler 3 trigger for a five-field cron: wakes up exactly at drkit's slots."""
+    return SlotTrigger(cron, timezone)
 
-    fields = cron.split()
-    if len(fields) == 5:
-        fields[4] = cron_dow_to_names(fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=ZoneInfo(timezone))
+
+class SlotTrigger(BaseTrigger):
+    """An APScheduler trigger whose fire times are drkit.domain.schedule's slots.
+
+    APScheduler's own CronTrigger differs from cron (and from the slot math that `plan`,
+    `backup run` and `--once` use) in three ways: weekday numbers start at Monday, a day
+    must match day-of-month AND day-of-week where cron ORs them, and a time that does not
+    exist on a DST spring-forward day fires an hour early. One slot math for everything
+    means the service wakes up exactly when a slot is due. Pickled into the job store by
+    its two fields only.
+    """
+
+    def __init__(self, cron: str, timezone: str) -> None:
+        next_slot(cron, timezone, datetime(2000, 1, 1, tzinfo=ZoneInfo(timezone)))  # fail early if invalid
+        self.cron = cron
+        self.timezone = timezone
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        # APScheduler's contract (as CronTrigger): the first slot at or after `now`, or, when
+        # catching up, the first slot after the previous fire time.
+        start = now if previous_fire_time is None else min(now, previous_fire_time + timedelta(microseconds=1))
+        return next_slot(self.cron, self.timezone, start - timedelta(microseconds=1)).astimezone(
+            ZoneInfo(self.timezone)
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"version": 1, "cron": self.cron, "timezone": self.timezone}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.cron = state["cron"]
+        self.timezone = state["timezone"]
+
+    def __str__(self) -> str:
+        return f"cron[{self.cron!r}, {self.timezone}]"
+
+    def __repr__(self) -> str:
+        return f"<SlotTrigger (cron={self.cron!r}, timezone={self.timezone!r})>"

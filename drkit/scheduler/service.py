@@ -3,7 +3,8 @@
 How it fits together:
 
 - APScheduler 3 (BackgroundScheduler) holds one cron job per JobSpec in a persistent
-  SQLAlchemyJobStore in the catalog database (table drkit_apscheduler_jobs), with coalesce,
+  SQLAlchemyJobStore in the catalog database (table drkit_apscheduler_jobs); its trigger
+  (scheduler.cron.SlotTrigger) fires at drkit's own cron slots, not CronTrigger's, with coalesce,
   max_instances=1 and a misfire grace (default 6 h): a slot missed while no scheduler was up
   fires once when the next leader starts.
 - APScheduler only *enqueues* (its job function is `drkit.scheduler.service:run_spec`, a

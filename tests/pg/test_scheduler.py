@@ -206,7 +206,7 @@ def test_the_job_store_persists_and_reload_reconciles_or_keeps_the_old_jobs(
         service._become_leader()
         jobs = {j.id: j for j in service._scheduler.get_jobs()}
         assert set(jobs) == {"local:pg-backup:app", "local:heartbeat:app"}
-        assert "hour='*/6'" in repr(jobs["local:pg-backup:app"].trigger)
+        assert jobs["local:pg-backup:app"].trigger.cron == "0 */6 * * *"
 
         (root / "schedules" / "local.yaml").write_text(SCHEDULE % {"cron": "15 1 * * *"})
         (root / "drills").mkdir()
@@ -214,7 +214,7 @@ def test_the_job_store_persists_and_reload_reconciles_or_keeps_the_old_jobs(
         assert service.reload()
         jobs = {j.id: j for j in service._scheduler.get_jobs()}
         assert set(jobs) == {"local:pg-backup:app", "local:heartbeat:app", "local:drill:monthly"}
-        assert "hour='1', minute='15'" in repr(jobs["local:pg-backup:app"].trigger)
+        assert jobs["local:pg-backup:app"].trigger.cron == "15 1 * * *"
 
         (root / "schedules" / "local.yaml").write_text("environment: [broken\n")
         assert not service.reload()

@@ -186,3 +186,37 @@ def test_apscheduler_triggers_fire_on_crons_weekdays(cron: str, weekdays: set[st
         fired.add(fire.strftime("%a"))
         at = fire + timedelta(minutes=1)
     assert fired == weekdays
+
+
+@pytest.mark.parametrize(
+    "cron",
+    [
+        "0 3 1 * mon",  # the 1st of the month OR every Monday (cron ORs two restricted day fields)
+        "30 2 1,15 * 0",  # the 1st and 15th OR Sundays
+        "0 4 */10 * 5",  # "*/10" is restricted too (as in Kubernetes CronJobs): days 1, 11, 21, 31 OR Fridays
+        "0 4 13 * fri",
+        "0 6 * * 1-5",
+        "15 1 28-31 2 *",
+    ],
+)
+def test_apscheduler_wakes_up_exactly_at_drkits_slots(cron: str) -> None:
+    """The service's wake-ups and drkit's slot math (plan, backup run, --once) must be the same times."""
+    trigger = apscheduler_trigger(cron, "Europe/Berlin")
+    at = T
+    for _ in range(40):
+        fire = trigger.get_next_fire_time(None, at)
+        assert fire == next_slot(cron, "Europe/Berlin", at - timedelta(microseconds=1)), (cron, at)
+        at = fire + timedelta(seconds=1)
+
+
+def test_the_trigger_survives_the_job_store_and_catches_up_like_aps_cron_triggers() -> None:
+    import pickle
+
+    trigger = pickle.loads(pickle.dumps(apscheduler_trigger("0 3 * * *", "Europe/Berlin")))
+    assert repr(trigger) == repr(apscheduler_trigger("0 3 * * *", "Europe/Berlin"))
+    # Catching up after downtime: from the previous fire time, the next slots in order.
+    previous = trigger.get_next_fire_time(None, T)
+    later = trigger.get_next_fire_time(previous, previous + timedelta(days=3))
+    assert later - previous == timedelta(days=1)
+    with pytest.raises(ValueError):
+        apscheduler_trigger("0 3 * *", "UTC")
