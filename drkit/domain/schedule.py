@@ -114,6 +114,8 @@ def _parse(cron: str, tz: str) -> _Cron:
         doms=doms,
         months=months,
         dows=dows,
+        # cron ORs the two day fields when both are restricted. "*/10" counts as restricted
+        # (it expands to 1,11,21,31), as in Kubernetes CronJobs; Vixie cron would AND it.
         day_or=dom != ["*"] and dow != ["*"],
         plain_days=plain,
     )
