@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import sys
@@ -64,6 +63,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+from benchproc import save_results  # noqa: E402
 
 SCHEDULE = "production"
 SRC, DST = "us-east-1", "us-west-2"
@@ -729,14 +731,12 @@ def run_into(results: dict[str, Any]) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add_arguments(ap)
-    ap.add_argument("--out", type=Path, help="JSON results file (default /tmp/drkit-bench/fleet-<timestamp>.json)")
+    ap.add_argument("--out", type=Path, help="JSON results file (default /tmp/drkit-bench/<timestamp>-fleet.json)")
     args = ap.parse_args()
     data, table, status = run(args)
     data["command"] = " ".join([sys.executable, *sys.argv])
     print("\n" + table)
-    out = args.out or Path("/tmp/drkit-bench") / f"fleet-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    out = save_results(data, args.out, "fleet")
     print(f"\ncommand: {data['command']}\nresults: {out}")
     return status
 

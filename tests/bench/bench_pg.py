@@ -59,7 +59,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchproc import CommandFailed, Measured, drop_caches, load_average, run_measured  # noqa: E402
+from benchproc import CommandFailed, Measured, drop_caches, load_average, run_measured, save_results  # noqa: E402
 
 from drkit.pg.cluster import (  # noqa: E402
     DEFAULT_SETTINGS,
@@ -816,15 +816,13 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> tuple[d
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     add_arguments(ap)
-    ap.add_argument("--out", type=Path, help="JSON results file (default /tmp/drkit-bench/<timestamp>.json)")
+    ap.add_argument("--out", type=Path, help="JSON results file (default /tmp/drkit-bench/<timestamp>-pg.json)")
     args = ap.parse_args()
     data, table, status = run(args)
     data["command"] = " ".join([sys.executable, *sys.argv])
     print("\n" + table)
-    out = args.out or Path("/tmp/drkit-bench") / f"{time.strftime('%Y%m%dT%H%M%S')}-pg.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    print(f"\nresults: {out}")
+    out = save_results(data, args.out, "pg")
+    print(f"\ncommand: {data['command']}\nresults: {out}")
     return status
 
 

@@ -15,6 +15,7 @@ with a monotonic clock, and reports two peak-memory figures:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -203,3 +204,11 @@ def drop_caches() -> bool:
 
 def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
+
+
+def save_results(data: object, out: Path | None, name: str) -> Path:
+    """Write a benchmark's figures as JSON to `out`, or to /tmp/drkit-bench/<timestamp>-<name>.json."""
+    path = out or Path("/tmp/drkit-bench") / f"{time.strftime('%Y%m%dT%H%M%S')}-{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return path

@@ -15,7 +15,6 @@ Results go to --out (default /tmp/drkit-bench/<timestamp>.json), with the exact 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import subprocess
 import sys
@@ -27,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_pg  # noqa: E402
+from benchproc import save_results  # noqa: E402
 
 # bench_crypto.py exits 1 when a target is missed; only other codes (or a traceback) are errors.
 CRYPTO_MISSED = 1
@@ -90,9 +90,7 @@ def main() -> int:
         status = 130
         results["error"] = "interrupted"
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    out = args.out or Path("/tmp/drkit-bench") / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    out = save_results(results, args.out, "all")
     print(f"\ncommand: {command}\nresults: {out}")
     return status
 
